@@ -1,0 +1,207 @@
+"""The declarative model specification (TOML), parsed and validated before any sampling.
+
+The file format is a contract (DESIGN.md section 4.1)::
+
+    [data]
+    unit  = "firm_id"     # row entity; optional
+    group = "city_id"     # level-2 grouping for partial pooling; optional
+    time  = "year"        # adds time effects; optional
+
+    [variables]
+    outcome    = "resilience"
+    treatment  = "va"
+    controls   = ["size_ln", "ownership"]
+    mediators  = ["m_cost", "m_speed"]      # optional
+
+    [model]
+    family        = "gaussian"   # "gaussian" | "bernoulli"
+    varying_slope = false
+    graph         = "mechanisms.dot"   # optional, relative to the spec file
+
+Unknown keys are errors that name the key and list the valid ones.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vagg_bayes.errors import SpecError
+
+FAMILIES = ("gaussian", "bernoulli")
+
+_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "data": {"unit": str, "group": str, "time": str},
+    "variables": {"outcome": str, "treatment": str, "controls": list, "mediators": list},
+    "model": {"family": str, "varying_slope": bool, "graph": str},
+}
+_REQUIRED = {"variables": ("outcome", "treatment")}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated model specification.
+
+    Parameters
+    ----------
+    outcome, treatment : str
+        Column names of the outcome and the treatment.
+    controls : tuple of str, default ()
+        Control columns; numeric, or categorical (strings become indicators).
+    mediators : tuple of str, default ()
+        Parallel mediators.
+    unit, group, time : str or None, default None
+        Row entity, level-2 grouping (partial pooling) and time columns.
+    family : {"gaussian", "bernoulli"}, default "gaussian"
+        Outcome likelihood.
+    varying_slope : bool, default False
+        Whether the treatment effect varies by group (needs ``group``).
+    graph : pathlib.Path or None, default None
+        DOT file of the causal graph, resolved relative to the spec file.
+    source : pathlib.Path or None, default None
+        The file the spec was read from (used in messages only).
+    """
+
+    outcome: str
+    treatment: str
+    controls: tuple[str, ...] = ()
+    mediators: tuple[str, ...] = ()
+    unit: str | None = None
+    group: str | None = None
+    time: str | None = None
+    family: str = "gaussian"
+    varying_slope: bool = False
+    graph: Path | None = None
+    source: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        where = f" in {self.source}" if self.source else ""
+        if self.family not in FAMILIES:
+            raise SpecError(
+                f"[model].family{where} must be one of {', '.join(FAMILIES)}; "
+                f"got '{self.family}'. Set family = \"gaussian\" or \"bernoulli\"."
+            )
+        if self.varying_slope and self.group is None:
+            raise SpecError(
+                f"[model].varying_slope = true{where} needs a grouping column; "
+                "set [data].group (e.g. group = \"city_id\") or set varying_slope = false."
+            )
+        roles: dict[str, list[str]] = {}
+        for role, cols in (
+            ("outcome", [self.outcome]),
+            ("treatment", [self.treatment]),
+            ("controls", list(self.controls)),
+            ("mediators", list(self.mediators)),
+            ("unit", [self.unit] if self.unit else []),
+            ("group", [self.group] if self.group else []),
+            ("time", [self.time] if self.time else []),
+        ):
+            for col in cols:
+                roles.setdefault(col, []).append(role)
+        for col, rs in roles.items():
+            if len(rs) > 1 and not set(rs) <= {"unit", "group"}:
+                raise SpecError(
+                    f"Column '{col}'{where} is named in more than one role ({', '.join(rs)}); "
+                    "each column may play one role only. Remove it from all but one."
+                )
+
+    @property
+    def columns(self) -> list[str]:
+        """Every data column the spec names, in a stable order, without repeats."""
+        cols = [self.outcome, self.treatment, *self.controls, *self.mediators]
+        cols += [c for c in (self.unit, self.group, self.time) if c]
+        return list(dict.fromkeys(cols))
+
+    def with_(self, **changes: Any) -> Spec:
+        """Return a copy with some fields changed (the spec itself is immutable)."""
+        values = {**self.__dict__, **changes}
+        return Spec(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, as recorded in ``manifest.json``."""
+        d = asdict(self)
+        d["controls"] = list(self.controls)
+        d["mediators"] = list(self.mediators)
+        d["graph"] = str(self.graph) if self.graph else None
+        d["source"] = str(self.source) if self.source else None
+        return d
+
+
+def parse_spec(doc: dict[str, Any], *, source: Path | None = None) -> Spec:
+    """Validate a parsed TOML document and return a :class:`Spec`.
+
+    Raises
+    ------
+    SpecError
+        On unknown sections or keys, wrong types, or missing required keys.
+    """
+    where = f" in {source}" if source else ""
+    unknown_sections = sorted(set(doc) - set(_SCHEMA))
+    if unknown_sections:
+        raise SpecError(
+            f"Unknown section [{unknown_sections[0]}]{where}. Valid sections are: "
+            f"{', '.join('[' + s + ']' for s in _SCHEMA)}. Rename or remove it."
+        )
+    flat: dict[str, Any] = {}
+    for section, keys in _SCHEMA.items():
+        body = doc.get(section, {})
+        if not isinstance(body, dict):
+            raise SpecError(f"[{section}]{where} must be a table of keys; got {body!r}.")
+        for key, value in body.items():
+            if key not in keys:
+                raise SpecError(
+                    f"Unknown key '{key}' in [{section}]{where}. Valid keys of [{section}] are: "
+                    f"{', '.join(keys)}. Fix the spelling or remove the key."
+                )
+            expected = keys[key]
+            if expected is list:
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise SpecError(
+                        f"[{section}].{key}{where} must be a list of column names, "
+                        f"e.g. {key} = [\"a\", \"b\"]; got {value!r}."
+                    )
+                value = tuple(value)
+            elif not isinstance(value, expected):
+                raise SpecError(
+                    f"[{section}].{key}{where} must be a {expected.__name__}; got {value!r} "
+                    f"({type(value).__name__})."
+                )
+            flat[key] = value
+    for section, keys in _REQUIRED.items():
+        for key in keys:
+            if key not in flat:
+                raise SpecError(
+                    f"[{section}].{key} is missing{where}; it is required. "
+                    f"Add e.g. {key} = \"column_name\" under [{section}]."
+                )
+    if "graph" in flat:
+        graph = Path(flat["graph"])
+        if not graph.is_absolute() and source is not None:
+            graph = source.parent / graph
+        flat["graph"] = graph
+    return Spec(**flat, source=source)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a TOML spec file.
+
+    Raises
+    ------
+    SpecError
+        If the file is missing, is not valid TOML, or fails validation.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(
+            f"Spec file '{path}' does not exist. Pass the path of a TOML spec, "
+            "e.g. models/baseline.toml."
+        )
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"Spec file '{path}' is not valid TOML: {exc}. Fix the syntax.") from None
+    return parse_spec(doc, source=path)
