@@ -1,0 +1,394 @@
+"""Reading and validating a user's panel: one test per message, plus round-trips."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vagg_bayes.data.panel import MIN_ROWS, load_panel, read_table, validate_panel
+from vagg_bayes.errors import DataError
+from vagg_bayes.spec import Spec
+
+
+@pytest.fixture
+def panel() -> pd.DataFrame:
+    """Four pupils in two schools, observed in three waves (12 rows)."""
+    return pd.DataFrame(
+        {
+            "pupil": ["p1", "p1", "p1", "p2", "p2", "p2", "p3", "p3", "p3", "p4", "p4", "p4"],
+            "school": ["A"] * 6 + ["B"] * 6,
+            "wave": [1, 2, 3] * 4,
+            "y": [1.0, 1.5, 2.1, 0.3, 0.9, 1.2, 2.2, 2.0, 2.8, 1.1, 1.7, 1.9],
+            "x": [0.1, 0.4, 0.5, 0.2, 0.3, 0.9, 0.8, 0.6, 0.7, 0.0, 0.2, 0.5],
+            "size": [3.0, 3.1, 3.2, 2.0, 2.2, 2.1, 4.0, 4.1, 4.3, 1.0, 1.2, 1.1],
+            "kind": ["a", "a", "a", "b", "b", "b", "a", "a", "a", "c", "c", "c"],
+            "note": ["unused"] * 12,
+        }
+    )
+
+
+@pytest.fixture
+def spec() -> Spec:
+    return Spec(
+        outcome="y",
+        treatment="x",
+        controls=("size", "kind"),
+        unit="pupil",
+        group="school",
+        time="wave",
+    )
+
+
+# --------------------------------------------------------------------------- read_table
+
+
+def test_csv_round_trip(tmp_path, panel):
+    path = tmp_path / "panel.csv"
+    panel.to_csv(path, index=False)
+    back = read_table(path)
+    pd.testing.assert_frame_equal(back, panel, check_dtype=False)
+
+
+def test_csv_gz_and_txt_are_read_as_csv(tmp_path, panel):
+    gz = tmp_path / "panel.csv.gz"
+    panel.to_csv(gz, index=False, compression="gzip")
+    txt = tmp_path / "panel.TXT"
+    panel.to_csv(txt, index=False)
+    for path in (gz, txt):
+        pd.testing.assert_frame_equal(read_table(path), panel, check_dtype=False)
+
+
+@pytest.mark.parametrize("name", ["panel.parquet", "panel.pq"])
+def test_parquet_round_trip(tmp_path, panel, name):
+    path = tmp_path / name
+    panel.to_parquet(path, index=False)
+    pd.testing.assert_frame_equal(read_table(path), panel, check_dtype=False)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(DataError, match=r"'.*nowhere\.csv' does not exist\. Check the path"):
+        read_table(tmp_path / "nowhere.csv")
+
+
+def test_directory_is_not_a_file(tmp_path):
+    folder = tmp_path / "panel.parquet"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"panel\.parquet' is a directory.*single CSV or Parquet"):
+        read_table(folder)
+
+
+def test_zero_byte_file(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match=r"blank\.csv' is empty \(0 bytes\)\. Write the panel"):
+        read_table(path)
+
+
+def test_whitespace_only_csv_is_empty(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text("\n\n")
+    with pytest.raises(DataError, match=r"blank\.csv' is empty .*header row"):
+        read_table(path)
+
+
+def test_header_only_csv_has_no_rows(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("y,x,size\n")
+    with pytest.raises(DataError, match=r"header\.csv' has no data rows \(columns: y, x, size\)"):
+        read_table(path)
+
+
+def test_parquet_without_rows(tmp_path, panel):
+    path = tmp_path / "none.parquet"
+    panel.iloc[:0].to_parquet(path, index=False)
+    with pytest.raises(DataError, match=r"none\.parquet' has no data rows"):
+        read_table(path)
+
+
+def test_unsupported_extension_lists_supported(tmp_path, panel):
+    path = tmp_path / "panel.xlsx"
+    path.write_bytes(b"PK\x03\x04")
+    with pytest.raises(
+        DataError,
+        match=r"panel\.xlsx' has an unsupported type \('\.xlsx'\)\. Supported endings are: "
+        r"\.csv, \.csv\.gz, \.txt, \.parquet, \.pq\. Save the panel as CSV or Parquet",
+    ):
+        read_table(path)
+
+
+def test_corrupt_parquet(tmp_path):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"this is not parquet at all")
+    with pytest.raises(
+        DataError, match=r"broken\.parquet' could not be read as Parquet.*re-export"
+    ):
+        read_table(path)
+
+
+def test_ragged_csv(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("y,x\n1,2\n3,4,5\n")
+    with pytest.raises(DataError, match=r"ragged\.csv' could not be read as CSV \(.*same number"):
+        read_table(path)
+
+
+def test_corrupt_gzip(tmp_path, panel):
+    path = tmp_path / "cut.csv.gz"
+    data = gzip.compress(panel.to_csv(index=False).encode())
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"cut\.csv\.gz' could not be read as CSV"):
+        read_table(path)
+
+
+def test_non_utf8_csv(tmp_path):
+    path = tmp_path / "gbk.csv"
+    path.write_bytes("城市,y\n北京,1\n上海,2\n".encode("gbk"))
+    with pytest.raises(DataError, match=r"gbk\.csv' is not UTF-8 text.*Save it as CSV UTF-8"):
+        read_table(path)
+
+
+def test_semicolon_csv(tmp_path, panel):
+    path = tmp_path / "semi.csv"
+    panel.to_csv(path, index=False, sep=";")
+    with pytest.raises(DataError, match=r"semi\.csv' was read as a single column.*semicolons"):
+        read_table(path)
+
+
+# --------------------------------------------------------------------------- validate_panel
+
+
+def test_valid_panel_returns_spec_columns(panel, spec):
+    out = validate_panel(panel, spec)
+    assert list(out.columns) == spec.columns
+    assert out is not panel
+    assert out["x"].dtype == np.float64
+    assert out["kind"].tolist() == panel["kind"].tolist()
+    assert isinstance(out.index, pd.RangeIndex)
+
+
+def test_caller_frame_is_unchanged(panel, spec):
+    panel["y"] = panel["y"] > 1.5  # a bool outcome, which validation turns into 0/1
+    panel.index = list("abcdefghijkl")
+    before = panel.copy(deep=True)
+    out = validate_panel(panel.copy(deep=False), spec.with_(family="bernoulli"))
+    out.loc[0, "size"] = -99.0
+    pd.testing.assert_frame_equal(panel, before)
+    assert out["y"].dtype == np.int64
+
+
+def test_booleans_become_integers(panel, spec):
+    panel["x"] = [True, False] * 6
+    panel["flag"] = [False, True, True] * 4
+    out = validate_panel(panel, spec.with_(controls=("size", "flag")))
+    assert out["x"].dtype == np.int64 and out["flag"].dtype == np.int64
+    assert out["x"].tolist() == [1, 0] * 6
+
+
+def test_nullable_and_object_numbers_become_plain_numpy(panel, spec):
+    panel["x"] = pd.array([1, 2, 3, 4] * 3, dtype="Int64")
+    panel["size"] = pd.Series(panel["size"].tolist(), dtype=object)
+    out = validate_panel(panel, spec)
+    assert out["x"].dtype == np.int64
+    assert out["size"].dtype == np.float64
+
+
+def test_column_not_in_data_suggests_closest(panel, spec):
+    with pytest.raises(
+        DataError,
+        match=r"Column 'shcool' named in \[data\]\.group is not in panel\.csv\. Columns are: "
+        r"pupil, school, wave, y, x, size, kind, note\. Did you mean 'school'\?",
+    ):
+        validate_panel(panel, spec.with_(group="shcool"), source="panel.csv")
+
+
+def test_column_not_in_data_without_close_name(panel, spec):
+    with pytest.raises(
+        DataError,
+        match=r"Column 'income' named in \[variables\]\.controls is not in data\. "
+        r"Columns are: .*\. Fix \[variables\]\.controls in the spec or add the column",
+    ):
+        validate_panel(panel, spec.with_(controls=("size", "income")))
+
+
+def test_duplicate_column_name(panel, spec):
+    twice = pd.concat([panel, panel[["x"]]], axis=1)
+    with pytest.raises(
+        DataError, match=r"Column 'x' named in \[variables\]\.treatment appears more than once"
+    ):
+        validate_panel(twice, spec)
+
+
+def test_non_numeric_value_in_numeric_role(panel, spec):
+    panel["x"] = panel["x"].astype(str)
+    panel.loc[4, "x"] = "n/a"
+    panel.loc[0, "x"] = "high"
+    with pytest.raises(
+        DataError,
+        match=r"Column 'x' named in \[variables\]\.treatment must be numeric, but row 1 of "
+        r"panel\.csv holds 'high'\. Clean or recode the column",
+    ):
+        validate_panel(panel, spec, source="panel.csv")
+
+
+def test_number_stored_as_text_gets_a_hint(panel, spec):
+    panel["y"] = panel["y"].astype(str)
+    with pytest.raises(DataError, match=r"'y' named in \[variables\]\.outcome.*pd\.to_numeric"):
+        validate_panel(panel, spec)
+
+
+def test_missing_values_are_counted_and_located(panel, spec):
+    panel.loc[[2, 7], "size"] = np.nan
+    panel.loc[5, "kind"] = "  "
+    with pytest.raises(
+        DataError,
+        match=r"Column 'size' \(\[variables\]\.controls\) in panel\.csv has 2 missing or empty "
+        r"values \(rows 3, 8\)\. Drop or impute them.*Other columns with missing values: "
+        r"'kind' \(1\)",
+    ):
+        validate_panel(panel, spec, source="panel.csv")
+
+
+def test_missing_group_label(panel, spec):
+    panel.loc[0, "school"] = None
+    with pytest.raises(
+        DataError, match=r"'school' \(\[data\]\.group\).*1 missing or empty value \(row 1\)"
+    ):
+        validate_panel(panel, spec)
+
+
+def test_infinite_values(panel, spec):
+    panel.loc[3, "y"] = np.inf
+    with pytest.raises(
+        DataError,
+        match=r"Column 'y' \(\[variables\]\.outcome\) in data has 1 infinite value \(row 4\).*"
+        r"Replace or drop them",
+    ):
+        validate_panel(panel, spec)
+
+
+def test_duplicate_unit_time_rows(panel, spec):
+    panel.loc[1, "wave"] = 1
+    with pytest.raises(
+        DataError,
+        match=r"panel\.csv has 2 rows that share a \(pupil, wave\) pair.*pupil = 'p1', "
+        r"wave = 1 appears 2 times.*drop or aggregate the duplicate rows",
+    ):
+        validate_panel(panel, spec, source="panel.csv")
+
+
+def test_duplicates_allowed_without_unit(panel, spec):
+    panel["wave"] = 1
+    validate_panel(panel, spec.with_(unit=None))
+
+
+def test_constant_treatment(panel, spec):
+    panel["x"] = 0.5
+    with pytest.raises(
+        DataError,
+        match=r"Treatment column 'x' in data has a single value \(0\.5\).*effect is not identified",
+    ):
+        validate_panel(panel, spec)
+
+
+def test_bernoulli_outcome_must_be_binary(panel, spec):
+    panel["y"] = [0, 1, 2, 0, 1, 0, 1, 0.5, 0, 1, 1, 0]
+    with pytest.raises(
+        DataError,
+        match=r"Outcome column 'y' in data must be 0/1 for family = \"bernoulli\", but it also "
+        r"holds 0\.5, 2\.0\. Recode the outcome to 0/1",
+    ):
+        validate_panel(panel, spec.with_(family="bernoulli"))
+
+
+def test_bernoulli_accepts_bool_and_float_zero_one(panel, spec):
+    panel["y"] = [0.0, 1.0] * 6
+    out = validate_panel(panel, spec.with_(family="bernoulli"))
+    assert out["y"].dtype == np.int64
+    assert set(out["y"]) == {0, 1}
+
+
+def test_single_group(panel, spec):
+    panel["school"] = "A"
+    with pytest.raises(
+        DataError,
+        match=r"Column 'school' named in \[data\]\.group has a single group \('A'\).*"
+        r"at least 2 groups\. Remove \[data\]\.group",
+    ):
+        validate_panel(panel, spec)
+
+
+def test_group_level_treatment_passes_with_varying_intercepts(panel, spec):
+    panel["x"] = np.where(panel["school"] == "A", 1.0, 0.0)  # a school-level policy
+    out = validate_panel(panel, spec)
+    assert out["x"].tolist() == panel["x"].tolist()
+
+
+def test_group_level_treatment_fails_with_varying_slope(panel, spec):
+    panel["x"] = np.where(panel["school"] == "A", 1.0, 0.0)
+    with pytest.raises(
+        DataError,
+        match=r"Treatment 'x' in data is constant within every group of 'school'.*not "
+        r"identified\. Set varying_slope = false",
+    ):
+        validate_panel(panel, spec.with_(varying_slope=True))
+
+
+def test_varying_slope_with_within_group_variation_passes(panel, spec):
+    validate_panel(panel, spec.with_(varying_slope=True))
+
+
+def test_single_level_categorical_control(panel, spec):
+    panel["kind"] = "a"
+    with pytest.raises(
+        DataError,
+        match=r"Control 'kind' named in \[variables\]\.controls has a single category \('a'\).*"
+        r"Remove it from \[variables\]\.controls",
+    ):
+        validate_panel(panel, spec)
+
+
+def test_control_identical_to_treatment(panel, spec):
+    panel["x_copy"] = panel["x"]
+    with pytest.raises(
+        DataError,
+        match=r"Column 'x_copy' named in \[variables\]\.controls is identical to the treatment "
+        r"'x'.*Remove 'x_copy'",
+    ):
+        validate_panel(panel, spec.with_(controls=("size", "x_copy")))
+
+
+def test_too_few_rows(panel, spec):
+    with pytest.raises(
+        DataError, match=rf"small\.csv has 7 rows; at least {MIN_ROWS} are needed.*full panel"
+    ):
+        validate_panel(panel.head(7), spec, source="small.csv")
+
+
+def test_minimal_spec_without_structure(panel):
+    out = validate_panel(panel, Spec(outcome="y", treatment="x"))
+    assert list(out.columns) == ["y", "x"]
+
+
+# --------------------------------------------------------------------------- load_panel
+
+
+@pytest.mark.parametrize("name", ["panel.csv", "panel.parquet"])
+def test_load_panel_round_trip(tmp_path, panel, spec, name):
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        panel.to_csv(path, index=False)
+    else:
+        panel.to_parquet(path, index=False)
+    out = load_panel(path, spec)
+    expected = validate_panel(panel, spec)
+    pd.testing.assert_frame_equal(out, expected, check_dtype=False)
+
+
+def test_load_panel_names_the_file(tmp_path, panel, spec):
+    path = tmp_path / "survey.csv"
+    panel.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"Column 'treatmnt' named in .* not in survey\.csv\."):
+        load_panel(str(path), spec.with_(treatment="treatmnt"))

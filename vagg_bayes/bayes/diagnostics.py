@@ -1,0 +1,146 @@
+"""Convergence diagnostics of a posterior: divergences, r_hat, ESS; loud when they fail.
+
+Thresholds follow DESIGN.md: no divergences, r_hat <= 1.01, ess_bulk and ess_tail
+>= 400 (Vehtari et al. 2021).
+
+May import: numpy, arviz.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+R_HAT_MAX = 1.01
+ESS_MIN = 400
+
+
+class ConvergenceWarning(UserWarning):
+    """The sampler's diagnostics fail; the estimates should not be reported as they are."""
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Summary of the sampler's health.
+
+    Attributes
+    ----------
+    divergences : int
+    max_r_hat, min_ess_bulk, min_ess_tail : float
+    worst : dict
+        The parameter behind each extreme (``{"r_hat": name, "ess_bulk": name, ...}``).
+    problems : list of str
+        One sentence per failed check, each with a remedy; empty when all pass.
+    """
+
+    divergences: int
+    max_r_hat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    worst: dict = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """Whether every check passes."""
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form for ``diagnostics.json``."""
+        return {
+            "passed": self.passed,
+            "divergences": self.divergences,
+            "max_r_hat": self.max_r_hat,
+            "min_ess_bulk": self.min_ess_bulk,
+            "min_ess_tail": self.min_ess_tail,
+            "worst": self.worst,
+            "problems": list(self.problems),
+            "thresholds": {"r_hat_max": R_HAT_MAX, "ess_min": ESS_MIN, "divergences": 0},
+        }
+
+
+def _flatten(ds) -> dict[str, np.ndarray]:
+    """Every scalar component of every variable: name -> (chain, draw) array."""
+    out = {}
+    for name, da in ds.data_vars.items():
+        arr = np.asarray(da)
+        if arr.ndim == 2:
+            out[name] = arr
+            continue
+        flat = arr.reshape(arr.shape[0], arr.shape[1], -1)
+        labels = [
+            ",".join(str(c) for c in idx) for idx in np.ndindex(*arr.shape[2:])
+        ]
+        coord_names = [d for d in da.dims[2:]]
+        if len(coord_names) == 1 and coord_names[0] in da.coords:
+            labels = [str(v) for v in da.coords[coord_names[0]].values]
+        for k, lab in enumerate(labels):
+            out[f"{name}[{lab}]"] = flat[:, :, k]
+    return out
+
+
+def check_draws(draws: dict[str, np.ndarray], divergences: int) -> Diagnostics:
+    """Diagnose named (chain, draw) arrays."""
+    import arviz as az
+
+    r_hat, bulk, tail = {}, {}, {}
+    for name, arr in draws.items():
+        if np.ptp(arr) == 0:
+            continue
+        r_hat[name] = float(az.rhat(arr))
+        bulk[name] = float(az.ess(arr, method="bulk"))
+        tail[name] = float(az.ess(arr, method="tail"))
+    worst_r = max(r_hat, key=r_hat.get) if r_hat else ""
+    worst_b = min(bulk, key=bulk.get) if bulk else ""
+    worst_t = min(tail, key=tail.get) if tail else ""
+    max_r = r_hat.get(worst_r, float("nan"))
+    min_b = bulk.get(worst_b, float("nan"))
+    min_t = tail.get(worst_t, float("nan"))
+    problems = []
+    if divergences:
+        problems.append(
+            f"{divergences} divergent transitions: the sampler met curvature it could not "
+            "follow, so the posterior may be biased. Remedy: raise target_accept (e.g. 0.95-0.99), "
+            "or use a parameterisation suited to the data (group sizes), or tighter priors."
+        )
+    if r_hat and (not np.isfinite(max_r) or max_r > R_HAT_MAX):
+        problems.append(
+            f"r_hat of {worst_r} is {max_r:.3f} (> {R_HAT_MAX}): the chains disagree. "
+            "Remedy: run longer (--tune 2000 --draws 2000) and more chains (--chains 4)."
+        )
+    if bulk and min(min_b, min_t) < ESS_MIN:
+        which, val = (worst_b, min_b) if min_b <= min_t else (worst_t, min_t)
+        problems.append(
+            f"effective sample size of {which} is {val:.0f} (< {ESS_MIN}): intervals are "
+            "unreliable. Remedy: more draws (--draws 2000) or chains (--chains 4)."
+        )
+    return Diagnostics(
+        divergences=int(divergences),
+        max_r_hat=max_r,
+        min_ess_bulk=min_b,
+        min_ess_tail=min_t,
+        worst={"r_hat": worst_r, "ess_bulk": worst_b, "ess_tail": worst_t},
+        problems=tuple(problems),
+    )
+
+
+def diagnose(idata, var_names: list[str]) -> Diagnostics:
+    """Diagnose the sampled parameters ``var_names`` of an InferenceData."""
+    div = 0
+    if hasattr(idata, "sample_stats") and "diverging" in idata.sample_stats:
+        div = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    names = [v for v in var_names if v in idata.posterior]
+    return check_draws(_flatten(idata.posterior[names]), div)
+
+
+def warn_if_failed(diag: Diagnostics, what: str = "The posterior") -> None:
+    """Emit a :class:`ConvergenceWarning` listing every failed check with its remedy."""
+    if not diag.passed:
+        text = " ".join(diag.problems)
+        warnings.warn(
+            f"{what} FAILS its diagnostics; do not report it as it is. {text}",
+            ConvergenceWarning,
+            stacklevel=2,
+        )

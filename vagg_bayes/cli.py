@@ -1,0 +1,233 @@
+"""The ``vagg-bayes`` command (DESIGN.md section 4.2).
+
+::
+
+    vagg-bayes demo     [--out DIR] [--quick]
+    vagg-bayes estimate SPEC --data FILE --out DIR [--draws N --tune N --chains N --seed S]
+                        [--sampler nuts|nutpie|numpyro]
+
+Exit status 0 on success, 2 on bad input (a one-paragraph message naming the file,
+column or key and the fix; no traceback). Heavy libraries are imported only once the
+arguments are known to be sound, so mistakes are reported at once.
+
+May import: argparse and the standard library at module level; vagg_bayes.* lazily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import platform
+import shutil
+import sys
+import time
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+from vagg_bayes.errors import VaggBayesError
+
+EXIT_BAD_INPUT = 2
+_VERSIONED = ("vagg-bayes", "pymc", "pytensor", "arviz", "numpy", "pandas", "scipy", "xarray",
+              "dowhy", "networkx")
+
+
+def _positive(name: str, minimum: int = 1):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}; got {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="vagg-bayes",
+        description="Bayesian effects of virtual agglomeration on export resilience, "
+        "firms within cities.",
+    )
+    from vagg_bayes import __version__
+
+    parser.add_argument("--version", action="version", version=f"vagg-bayes {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="simulate the embedded panel and run the full analysis")
+    demo.add_argument("--out", default="vagg_demo", type=Path, help="results folder")
+    demo.add_argument("--quick", action="store_true",
+                      help="smaller panel and fewer draws (about a minute)")
+    demo.add_argument("--seed", type=_positive("--seed", 0), default=20241)
+
+    est = sub.add_parser("estimate", help="estimate the effects declared in a TOML spec")
+    est.add_argument("spec", type=Path, metavar="SPEC", help="TOML spec file")
+    est.add_argument("--data", type=Path, required=True, metavar="FILE",
+                     help="CSV or Parquet panel")
+    est.add_argument("--out", type=Path, required=True, metavar="DIR", help="results folder")
+    _sampler_options(est)
+    return parser
+
+
+def _sampler_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--draws", type=_positive("--draws"), default=1000)
+    p.add_argument("--tune", type=_positive("--tune", 0), default=1000)
+    p.add_argument("--chains", type=_positive("--chains"), default=2)
+    p.add_argument("--seed", type=_positive("--seed", 0), default=0)
+    p.add_argument("--sampler", choices=("nuts", "nutpie", "numpyro"), default="nuts",
+                   help="NUTS implementation (nutpie and numpyro are optional extras)")
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _manifest(argv: list[str], data_path: Path | None, seed: int) -> dict:
+    return {
+        "command_line": ["vagg-bayes", *argv],
+        "versions": _versions(),
+        "platform": platform.platform(),
+        "seed": seed,
+        "data_file": str(data_path) if data_path else None,
+        "data_file_sha256": _file_sha256(data_path) if data_path else None,
+    }
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise VaggBayesError(
+            f"--out {out} is a file, not a folder. Pass the path of a folder "
+            "(it is created if it does not exist)."
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VaggBayesError(
+            f"Cannot create the results folder {out}: {exc.strerror}. "
+            "Pass a writable path with --out."
+        ) from None
+
+
+def _report(result, out: Path) -> None:
+    print(result)
+    print(f"\nResults written to {out}/")
+    if not result.diagnostics.passed:
+        bar = "!" * 78
+        print(f"\n{bar}\nWARNING: the posterior FAILS its diagnostics; do not report these "
+              f"numbers as they are.", file=sys.stderr)
+        for problem in result.diagnostics.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print(bar, file=sys.stderr)
+
+
+def _settings(args):
+    from vagg_bayes.bayes.sample import SamplerSettings
+
+    return SamplerSettings(draws=args.draws, tune=args.tune, chains=args.chains,
+                           random_seed=args.seed, sampler=args.sampler)
+
+
+def run_estimate(args, argv: list[str]) -> int:
+    """``vagg-bayes estimate``."""
+    from vagg_bayes.data.panel import read_table
+    from vagg_bayes.spec import load_spec
+
+    spec = load_spec(args.spec)
+    from vagg_bayes.bayes.sample import check_sampler_available
+
+    check_sampler_available(args.sampler)
+    data = read_table(args.data)
+    _check_out_dir(args.out)
+    from vagg_bayes.pipeline import estimate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reported below, loudly, from the result itself
+        result = estimate(data, spec, settings=_settings(args), source=args.data.name)
+    result.write(args.out, manifest=_manifest(argv, args.data, args.seed))
+    _report(result, args.out)
+    return 0
+
+
+def embedded_models() -> Path:
+    """Folder of the shipped spec and DAG files (``models/``)."""
+    from importlib import resources
+
+    packaged = Path(str(resources.files("vagg_bayes") / "_models"))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "models"
+
+
+def run_demo(args, argv: list[str]) -> int:
+    """``vagg-bayes demo``: simulate, write the panel and its truth, estimate, write results."""
+    from vagg_bayes.bayes.sample import SamplerSettings
+    from vagg_bayes.data.simulate import simulate_panel, truth_to_json
+    from vagg_bayes.pipeline import estimate
+    from vagg_bayes.report.io import write_atomic, write_text
+    from vagg_bayes.spec import load_spec
+
+    out: Path = args.out
+    _check_out_dir(out)
+    n_firms, draws = (5_000, 500) if args.quick else (20_000, 1000)
+    start = time.perf_counter()
+    panel, truth = simulate_panel(n_firms=n_firms, seed=args.seed)
+    data_path = out / "panel.parquet"
+    write_atomic(data_path, lambda p: panel.to_parquet(p, index=False))
+    write_text(out / "truth.json", truth_to_json(truth) + "\n")
+    models = embedded_models()
+    for name in ("baseline.toml", "mechanisms.dot"):
+        shutil.copyfile(models / name, out / name)
+    print(f"Simulated {len(panel)} firm-years ({n_firms} firms) in "
+          f"{time.perf_counter() - start:.1f} s -> {data_path}, {out / 'truth.json'}")
+    spec = load_spec(out / "baseline.toml")
+    settings = SamplerSettings(draws=draws, tune=draws, chains=2, random_seed=args.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = estimate(panel, spec, settings=settings, source=data_path.name)
+    result.write(out, manifest=_manifest(argv, data_path, args.seed))
+    _report(result, out)
+    true_total = truth[spec.outcome]["total"]
+    row = result.summary("effects").set_index("effect").loc["total"]
+    covered = row.hdi_low <= true_total <= row.hdi_high
+    print(f"\nTrue total effect {true_total:.4f}; posterior mean {row['mean']:.4f}, "
+          f"94% HDI [{row.hdi_low:.4f}, {row.hdi_high:.4f}] -> "
+          f"{'covers' if covered else 'DOES NOT cover'} the truth.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``vagg-bayes`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return run_demo(args, argv)
+        return run_estimate(args, argv)
+    except VaggBayesError as exc:
+        print(f"vagg-bayes: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("vagg-bayes: interrupted; no results were written for the unfinished step.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

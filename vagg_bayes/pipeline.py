@@ -1,0 +1,84 @@
+"""The pipeline of one analysis: validated panel -> design -> posterior -> effects -> result.
+
+May import: every vagg_bayes subpackage (this is the one place that joins them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pandas as pd
+
+from vagg_bayes.bayes.design import build_design
+from vagg_bayes.bayes.diagnostics import warn_if_failed
+from vagg_bayes.bayes.fit import fit_equation
+from vagg_bayes.bayes.sample import SamplerSettings, check_sampler_available
+from vagg_bayes.data.panel import validate_panel
+from vagg_bayes.effects.total import total_effect
+from vagg_bayes.report.result import OUTCOME, EstimateResult
+from vagg_bayes.spec import Spec
+
+
+def frame_hash(df: pd.DataFrame) -> str:
+    """SHA-256 of a DataFrame's values and column names (order-sensitive)."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def estimate(
+    data: pd.DataFrame,
+    spec: Spec,
+    *,
+    settings: SamplerSettings | None = None,
+    source: str = "data",
+    parameterization: str = "auto",
+) -> EstimateResult:
+    """Estimate the effect of ``spec.treatment`` on ``spec.outcome``.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The panel; not modified. Validated against ``spec`` first.
+    spec : Spec
+    settings : SamplerSettings, optional
+        Draws, tune, chains, seed and sampler; default ``SamplerSettings()``.
+    source : str, default "data"
+        Name of the data in error messages (the file name).
+    parameterization : {"auto", "centered", "noncentered"}, default "auto"
+        Group effects of non-Gaussian models (Gaussian ones are integrated out).
+
+    Returns
+    -------
+    EstimateResult
+        ``summary("effects")`` has the ``total`` row (and, with mediators, the
+        direct and indirect rows).
+
+    Warns
+    -----
+    ConvergenceWarning
+        When divergences, r_hat or ESS fail their thresholds.
+    """
+    settings = settings or SamplerSettings()
+    check_sampler_available(settings.sampler)
+    panel = validate_panel(data, spec, source=source)
+    start = time.perf_counter()
+    design = build_design(panel, spec)
+    fit = fit_equation(design, spec.family, settings, parameterization=parameterization)
+    effects = {"total": total_effect(fit)}
+    result = EstimateResult(
+        spec=spec,
+        settings=settings,
+        fits={OUTCOME: fit},
+        effect_draws=effects,
+        meta={
+            "n_rows": int(len(panel)),
+            "n_groups": int(design.n_groups),
+            "data_hash": frame_hash(panel),
+            "estimate_seconds": time.perf_counter() - start,
+        },
+    )
+    warn_if_failed(result.diagnostics, f"The {spec.family} model of {spec.outcome}")
+    return result

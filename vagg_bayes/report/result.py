@@ -1,0 +1,228 @@
+"""The result of an estimate: immutable, with ``summary()`` the single source of every table.
+
+``summary("effects")`` feeds ``effects.csv``, ``summary("coefficients")`` feeds
+``coefficients.csv``; :meth:`EstimateResult.to_markdown`, :meth:`to_latex` and
+``_repr_html_`` render the same frames. :meth:`EstimateResult.write` lays out the
+results folder of DESIGN.md section 4.3, every file written atomically.
+
+May import: numpy, pandas, arviz, vagg_bayes.bayes, vagg_bayes.report.*, vagg_bayes.spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from vagg_bayes.bayes.diagnostics import Diagnostics, check_draws
+from vagg_bayes.bayes.fit import EquationFit
+from vagg_bayes.bayes.sample import SamplerSettings
+from vagg_bayes.report import render
+from vagg_bayes.report.io import write_atomic, write_csv, write_json
+from vagg_bayes.report.tables import HDI_PROB, summarize_draws
+from vagg_bayes.spec import Spec
+
+OUTCOME = "outcome"
+
+
+def _coefficient_draws(fit: EquationFit, group: str | None, prefix: str = "") -> dict:
+    """Named (chain, draw) arrays of one equation's parameters, data scale."""
+    out = {f"{prefix}{t}": fit.beta[..., k] for k, t in enumerate(fit.design.terms)}
+    if fit.sigma is not None:
+        out[f"{prefix}sigma"] = fit.sigma
+    if fit.group_sd is not None:
+        for k, term in enumerate(fit.varying_terms):
+            name = f"sd({group})" if k == 0 else f"sd({group}:{term})"
+            out[prefix + name] = fit.group_sd[..., k]
+        if fit.group_corr is not None:
+            out[f"{prefix}corr({group})"] = fit.group_corr
+    return out
+
+
+def combine_diagnostics(parts: list[Diagnostics]) -> Diagnostics:
+    """The worst of several equations' diagnostics, with all their problems."""
+    if len(parts) == 1:
+        return parts[0]
+    r = max(parts, key=lambda d: d.max_r_hat)
+    b = min(parts, key=lambda d: d.min_ess_bulk)
+    t = min(parts, key=lambda d: d.min_ess_tail)
+    return Diagnostics(
+        divergences=sum(d.divergences for d in parts),
+        max_r_hat=r.max_r_hat,
+        min_ess_bulk=b.min_ess_bulk,
+        min_ess_tail=t.min_ess_tail,
+        worst={"r_hat": r.worst["r_hat"], "ess_bulk": b.worst["ess_bulk"],
+               "ess_tail": t.worst["ess_tail"]},
+        problems=tuple(p for d in parts for p in d.problems),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class EstimateResult:
+    """Posterior effects of the treatment, with the fits behind them.
+
+    Attributes
+    ----------
+    spec : Spec
+    settings : SamplerSettings
+    fits : mapping of str -> EquationFit
+        ``"outcome"`` and, with mediators, one entry per mediator.
+    effect_draws : mapping of str -> ndarray (chain, draw)
+        ``total`` and, with mediators, ``direct``, ``indirect``, ``indirect:<m>`` ...
+    tables : mapping of str -> DataFrame
+        Further tables (sensitivity, classical mediation tests) added by later stages.
+    meta : dict
+        Data hash, rows, timings: recorded in ``manifest.json``.
+    """
+
+    spec: Spec
+    settings: SamplerSettings
+    fits: MappingProxyType
+    effect_draws: MappingProxyType
+    tables: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("fits", "effect_draws", "tables"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    # ----------------------------------------------------------------- tables
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """Worst diagnostics over every equation and every reported effect."""
+        parts = [f.diagnostics for f in self.fits.values()]
+        parts.append(check_draws(dict(self.effect_draws), 0))
+        return combine_diagnostics(parts)
+
+    def summary(self, table: str = "effects") -> pd.DataFrame:
+        """The table behind every output.
+
+        Parameters
+        ----------
+        table : str, default "effects"
+            ``"effects"`` (effects.csv), ``"coefficients"`` (coefficients.csv),
+            ``"priors"``, ``"group_effects"`` (posterior of each group's treatment
+            effect) or the name of one of :attr:`tables`.
+        """
+        if table == "effects":
+            return summarize_draws(dict(self.effect_draws), "effect")
+        if table == "coefficients":
+            draws = _coefficient_draws(self.fits[OUTCOME], self.spec.group)
+            for name, fit in self.fits.items():
+                if name != OUTCOME:
+                    draws.update(_coefficient_draws(fit, self.spec.group, prefix=f"{name}~"))
+            return summarize_draws(draws, "term")
+        if table == "priors":
+            frames = []
+            for name, fit in self.fits.items():
+                frame = fit.priors.table(fit.design, self.spec.group)
+                frame.insert(0, "equation", self.spec.outcome if name == OUTCOME else name)
+                frames.append(frame)
+            return pd.concat(frames, ignore_index=True)
+        if table == "group_effects":
+            return self._group_effects()
+        if table in self.tables:
+            return self.tables[table].copy()
+        valid = ["effects", "coefficients", "priors", "group_effects", *self.tables]
+        raise KeyError(f"Unknown table {table!r}; valid tables are: {', '.join(valid)}.")
+
+    def _group_effects(self) -> pd.DataFrame:
+        fit = self.fits[OUTCOME]
+        if fit.group_effects is None:
+            raise KeyError("group_effects needs a model with [data].group set.")
+        k = fit.design.treatment_index
+        labels = fit.design.group_labels
+        if k in fit.design.varying:
+            slope = fit.group_effects[..., fit.design.varying.index(k)]
+            draws = {str(g): fit.beta[..., k] + slope[..., j] for j, g in enumerate(labels)}
+            what = "treatment effect"
+        else:
+            draws = {str(g): fit.beta[..., 0] + fit.group_effects[..., j, 0]
+                     for j, g in enumerate(labels)}
+            what = "intercept"
+        frame = summarize_draws(draws, self.spec.group)
+        frame.insert(1, "quantity", what)
+        return frame
+
+    # ----------------------------------------------------------------- rendering
+    def to_markdown(self, table: str = "effects", digits: int = 3) -> str:
+        """Markdown rendering of :meth:`summary`."""
+        return render.to_markdown(self.summary(table), digits)
+
+    def to_latex(self, table: str = "effects", digits: int = 3) -> str:
+        """LaTeX (booktabs) rendering of :meth:`summary`."""
+        caption = (f"Posterior {table} of {self.spec.treatment} on {self.spec.outcome}; "
+                   f"{int(HDI_PROB * 100)}% HDI")
+        return render.to_latex(self.summary(table), digits, caption=caption)
+
+    def _repr_html_(self) -> str:
+        return (f"<p><b>vagg_bayes</b>: {self.spec.family} model of {self.spec.outcome}</p>"
+                + render.to_html(self.summary("effects"))
+                + f"<p>{self._diagnostics_line()}</p>")
+
+    def _diagnostics_line(self) -> str:
+        d = self.diagnostics
+        head = "Diagnostics pass" if d.passed else "DIAGNOSTICS FAIL"
+        return (f"{head}: {d.divergences} divergences, max r_hat {d.max_r_hat:.3f}, "
+                f"min ess_bulk {d.min_ess_bulk:.0f}, min ess_tail {d.min_ess_tail:.0f}.")
+
+    def __str__(self) -> str:
+        spec = self.spec
+        lines = [
+            f"vagg_bayes estimate: {spec.family} model of {spec.outcome} on {spec.treatment}"
+            + (f", varying by {spec.group}" if spec.group else ""),
+            f"{self.meta.get('n_rows', '?')} rows; sampler {self.settings.sampler}, "
+            f"{self.settings.chains} chains x {self.settings.draws} draws "
+            f"(tune {self.settings.tune}), seed {self.settings.random_seed}",
+            "",
+            self.to_markdown("effects"),
+            self._diagnostics_line(),
+        ]
+        lines += [f"  - {p}" for p in self.diagnostics.problems]
+        return "\n".join(lines)
+
+    # ----------------------------------------------------------------- files
+    def write(self, out_dir: str | Path, *, manifest: dict | None = None) -> Path:
+        """Write the results folder (DESIGN.md section 4.3), each file atomically."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "effects.csv", self.summary("effects"))
+        write_csv(out / "coefficients.csv", self.summary("coefficients"))
+        for name in self.tables:
+            write_csv(out / f"{name}.csv", self.summary(name))
+        diag = self.diagnostics.to_dict()
+        diag["sampler"] = self.settings.to_dict()
+        diag["wall_time_s"] = {n: f.wall_time for n, f in self.fits.items()}
+        diag["equations"] = {n: f.diagnostics.to_dict() for n, f in self.fits.items()}
+        write_json(out / "diagnostics.json", diag)
+        write_atomic(out / "posterior.nc", lambda p: self.posterior().to_netcdf(str(p)))
+        record = {
+            "spec": self.spec.to_dict(),
+            "settings": self.settings.to_dict(),
+            "priors": self.summary("priors").to_dict(orient="records"),
+            **self.meta,
+            **(manifest or {}),
+        }
+        write_json(out / "manifest.json", record)
+        return out
+
+    def posterior(self):
+        """One InferenceData: the outcome equation's groups, plus each mediator's posterior
+        as group ``posterior_<mediator>``."""
+        import arviz as az
+        import xarray as xr
+
+        idata = self.fits[OUTCOME].idata
+        extra = {f"posterior_{n}": f.idata.posterior for n, f in self.fits.items()
+                 if n != OUTCOME}
+        names = list(self.effect_draws)
+        stacked = np.stack([np.asarray(self.effect_draws[n]) for n in names], axis=-1)
+        post = idata.posterior.assign(
+            effect=(("chain", "draw", "effect"), stacked)
+        ).assign_coords(effect=names)
+        groups = {"posterior": post, **{g: idata[g] for g in idata.groups() if g != "posterior"}}
+        groups.update({k: xr.Dataset(v) for k, v in extra.items()})
+        return az.InferenceData(**groups)
