@@ -18,8 +18,37 @@ from vagg_bayes.errors import (  # noqa: E402
 )
 from vagg_bayes.spec import Spec, load_spec, parse_spec  # noqa: E402
 
+
+def __getattr__(name: str):
+    """Lazy public surface: importing vagg_bayes stays fast (PyMC loads on first use)."""
+    lazy = {
+        "simulate_panel": "vagg_bayes.data.simulate",
+        "load_panel": "vagg_bayes.data.panel",
+        "read_table": "vagg_bayes.data.panel",
+        "validate_panel": "vagg_bayes.data.panel",
+        "estimate": "vagg_bayes.pipeline",
+        "SamplerSettings": "vagg_bayes.bayes.sample",
+        "EstimateResult": "vagg_bayes.report.result",
+        "load_graph": "vagg_bayes.graph",
+        "identify": "vagg_bayes.graph",
+    }
+    if name in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(lazy[name]), name)
+    raise AttributeError(f"module 'vagg_bayes' has no attribute {name!r}")
+
 __all__ = [
     "__version__",
+    "EstimateResult",
+    "SamplerSettings",
+    "estimate",
+    "identify",
+    "load_graph",
+    "load_panel",
+    "read_table",
+    "simulate_panel",
+    "validate_panel",
     "DataError",
     "GraphError",
     "MissingExtraError",

@@ -126,6 +126,8 @@ def _check_out_dir(out: Path) -> None:
 
 
 def _report(result, out: Path) -> None:
+    for message in result.meta.get("identification_warnings", []):
+        print(f"vagg-bayes: warning (causal graph): {message}", file=sys.stderr)
     print(result)
     print(f"\nResults written to {out}/")
     if not result.diagnostics.passed:

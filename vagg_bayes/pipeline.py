@@ -10,6 +10,8 @@ import time
 
 import pandas as pd
 
+import warnings
+
 from vagg_bayes.bayes.design import build_design
 from vagg_bayes.bayes.diagnostics import warn_if_failed
 from vagg_bayes.bayes.fit import fit_equation
@@ -18,6 +20,23 @@ from vagg_bayes.data.panel import validate_panel
 from vagg_bayes.effects.total import total_effect
 from vagg_bayes.report.result import OUTCOME, EstimateResult
 from vagg_bayes.spec import Spec
+
+
+class IdentificationWarning(UserWarning):
+    """The causal graph says the spec leaves a confounder out, or similar gaps."""
+
+
+def check_graph(spec: Spec) -> list[str]:
+    """Check the spec against its DAG (when it names one) before any sampling.
+
+    Raises :class:`~vagg_bayes.errors.GraphError` for contradictions such as a bad
+    control; returns the warnings (missing confounders, controls outside the graph).
+    """
+    if spec.graph is None:
+        return []
+    from vagg_bayes.graph import check_spec
+
+    return check_spec(spec.graph, spec)
 
 
 def frame_hash(df: pd.DataFrame) -> str:
@@ -56,13 +75,23 @@ def estimate(
         ``summary("effects")`` has the ``total`` row (and, with mediators, the
         direct and indirect rows).
 
+    Raises
+    ------
+    SpecError, DataError, GraphError
+        Before any sampling, when the spec, the data or the DAG are unusable.
+
     Warns
     -----
+    IdentificationWarning
+        For each gap the DAG reveals (a required confounder missing from the controls).
     ConvergenceWarning
         When divergences, r_hat or ESS fail their thresholds.
     """
     settings = settings or SamplerSettings()
     check_sampler_available(settings.sampler)
+    graph_warnings = check_graph(spec)
+    for message in graph_warnings:
+        warnings.warn(message, IdentificationWarning, stacklevel=2)
     panel = validate_panel(data, spec, source=source)
     start = time.perf_counter()
     design = build_design(panel, spec)
@@ -78,6 +107,7 @@ def estimate(
             "n_groups": int(design.n_groups),
             "data_hash": frame_hash(panel),
             "estimate_seconds": time.perf_counter() - start,
+            "identification_warnings": graph_warnings,
         },
     )
     warn_if_failed(result.diagnostics, f"The {spec.family} model of {spec.outcome}")

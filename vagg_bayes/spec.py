@@ -101,6 +101,14 @@ class Spec:
             for col in cols:
                 roles.setdefault(col, []).append(role)
         for col, rs in roles.items():
+            if {"controls", "mediators"} <= set(rs):
+                raise SpecError(
+                    f"Column '{col}'{where} is listed both as a mediator and as a control. "
+                    "A mediator lies on the causal path from the treatment to the outcome; "
+                    "controlling for it blocks the very indirect effect being measured (and "
+                    "can open collider bias), so the total and direct effects would be wrong. "
+                    f"Remove '{col}' from [variables].controls."
+                )
             if len(rs) > 1 and not set(rs) <= {"unit", "group"}:
                 raise SpecError(
                     f"Column '{col}'{where} is named in more than one role ({', '.join(rs)}); "
