@@ -1,0 +1,71 @@
+"""Spec files: parsed and validated before any sampling; every mistake named."""
+
+from pathlib import Path
+
+import pytest
+
+from vagg_bayes.errors import SpecError
+from vagg_bayes.spec import Spec, load_spec, parse_spec
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def test_shipped_specs_parse():
+    spec = load_spec(MODELS / "baseline.toml")
+    assert spec.outcome == "resilience" and spec.group == "city_id"
+    assert spec.graph == MODELS / "mechanisms.dot" and spec.graph.is_file()
+    assert "va" not in spec.controls
+
+
+def test_unknown_key_lists_valid_ones():
+    with pytest.raises(SpecError, match=r"Unknown key 'treatement' in \[variables\].*outcome, "
+                                        r"treatment, controls, mediators"):
+        parse_spec({"variables": {"outcome": "y", "treatement": "x"}})
+
+
+def test_unknown_section():
+    with pytest.raises(SpecError, match=r"Unknown section \[priors\].*\[data\]"):
+        parse_spec({"variables": {"outcome": "y", "treatment": "x"}, "priors": {}})
+
+
+def test_required_key():
+    with pytest.raises(SpecError, match=r"\[variables\].treatment is missing"):
+        parse_spec({"variables": {"outcome": "y"}})
+
+
+def test_wrong_types():
+    with pytest.raises(SpecError, match=r"\[model\].varying_slope.*must be a bool"):
+        parse_spec({"variables": {"outcome": "y", "treatment": "x"},
+                    "model": {"varying_slope": "yes"}})
+    with pytest.raises(SpecError, match=r"\[variables\].controls.*list of column names"):
+        parse_spec({"variables": {"outcome": "y", "treatment": "x", "controls": [1, 2]}})
+
+
+def test_family_and_slope_rules():
+    with pytest.raises(SpecError, match="family.*poisson"):
+        Spec(outcome="y", treatment="x", family="poisson")
+    with pytest.raises(SpecError, match=r"varying_slope = true.*\[data\].group"):
+        Spec(outcome="y", treatment="x", varying_slope=True)
+
+
+def test_column_in_two_roles():
+    with pytest.raises(SpecError, match="'x' .* more than one role"):
+        Spec(outcome="y", treatment="x", controls=("x",))
+
+
+def test_invalid_toml(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[variables\noutcome = 1")
+    with pytest.raises(SpecError, match="bad.toml.*not valid TOML"):
+        load_spec(path)
+
+
+def test_graph_resolved_relative_to_spec(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[variables]\noutcome="y"\ntreatment="x"\n[model]\ngraph="g.dot"\n')
+    assert load_spec(path).graph == tmp_path / "g.dot"
+
+
+def test_string_control_becomes_tuple():
+    spec = parse_spec({"variables": {"outcome": "y", "treatment": "x", "controls": "z"}})
+    assert spec.controls == ("z",) and spec.columns == ["y", "x", "z"]
