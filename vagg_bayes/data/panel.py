@@ -388,22 +388,25 @@ def _as_numeric(s: pd.Series, col: str, key: str, source: str) -> pd.Series:
     ):
         return _to_plain_numeric(s)
     values = s.astype(object)
-    for pos, value in enumerate(values):
-        if not _is_number(value):
-            shown = _show(value)
-            hint = ""
-            if isinstance(value, str):
-                try:
-                    float(value)
-                except ValueError:
-                    pass
-                else:
-                    hint = " (a number stored as text; convert the column with pd.to_numeric)"
-            raise DataError(
-                f"Column '{col}' named in {key} must be numeric, but row {pos + 1} of "
-                f"{source} holds {shown}{hint}. Clean or recode the column so that every "
-                "value is a number (e.g. map categories to 0/1)."
-            )
+
+    def parses(value: object) -> bool:
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return False
+        return isinstance(value, str)
+
+    # The first value that is not a number at all; failing that, the first number
+    # stored as text (a CSV column with one bad cell is read entirely as text).
+    bad = [(pos, v) for pos, v in enumerate(values) if not _is_number(v) and not parses(v)]
+    text = [(pos, v) for pos, v in enumerate(values) if not _is_number(v)]
+    for pos, value in (bad or text)[:1]:
+        hint = "" if bad else " (a number stored as text; convert the column with pd.to_numeric)"
+        raise DataError(
+            f"Column '{col}' named in {key} must be numeric, but row {pos + 1} of "
+            f"{source} holds {_show(value)}{hint}. Clean or recode the column so that every "
+            "value is a number (e.g. map categories to 0/1)."
+        )
     return values.astype("float64")
 
 
