@@ -8,15 +8,16 @@ from __future__ import annotations
 import hashlib
 import time
 
-import pandas as pd
-
 import warnings
+
+import pandas as pd
 
 from vagg_bayes.bayes.design import build_design
 from vagg_bayes.bayes.diagnostics import warn_if_failed
 from vagg_bayes.bayes.fit import fit_equation
 from vagg_bayes.bayes.sample import SamplerSettings, check_sampler_available
 from vagg_bayes.data.panel import validate_panel
+from vagg_bayes.effects.mediation import fit_mediation
 from vagg_bayes.effects.total import total_effect
 from vagg_bayes.report.result import OUTCOME, EstimateResult
 from vagg_bayes.spec import Spec
@@ -72,8 +73,14 @@ def estimate(
     Returns
     -------
     EstimateResult
-        ``summary("effects")`` has the ``total`` row (and, with mediators, the
-        direct and indirect rows).
+        ``summary("effects")`` has the ``total`` row. With ``spec.mediators`` the
+        outcome and one equation per mediator are fitted
+        (:func:`~vagg_bayes.effects.mediation.fit_mediation`): ``fits`` holds
+        ``"outcome"`` and each mediator; the effects are ``total, direct, indirect,
+        indirect:<m> ...`` (plus the ``:control`` / ``:treated`` parts for a Bernoulli
+        outcome); ``tables`` holds ``sensitivity``, ``classical`` and, with a group,
+        ``group_mediation``; ``figures`` holds ``sensitivity.png``; and
+        ``meta["classical_note"]`` says where the classical tests differ and why.
 
     Raises
     ------
@@ -94,20 +101,29 @@ def estimate(
         warnings.warn(message, IdentificationWarning, stacklevel=2)
     panel = validate_panel(data, spec, source=source)
     start = time.perf_counter()
-    design = build_design(panel, spec)
-    fit = fit_equation(design, spec.family, settings, parameterization=parameterization)
-    effects = {"total": total_effect(fit)}
+    tables, figures, extra = {}, {}, {}
+    if spec.mediators:
+        analysis = fit_mediation(panel, spec, settings, parameterization=parameterization)
+        fits, effects = analysis.fits, analysis.effect_draws
+        tables, figures, extra = analysis.tables, analysis.figures, analysis.meta
+    else:
+        design = build_design(panel, spec)
+        fit = fit_equation(design, spec.family, settings, parameterization=parameterization)
+        fits, effects = {OUTCOME: fit}, {"total": total_effect(fit)}
     result = EstimateResult(
         spec=spec,
         settings=settings,
-        fits={OUTCOME: fit},
+        fits=fits,
         effect_draws=effects,
+        tables=tables,
+        figures=figures,
         meta={
             "n_rows": int(len(panel)),
-            "n_groups": int(design.n_groups),
+            "n_groups": int(fits[OUTCOME].design.n_groups),
             "data_hash": frame_hash(panel),
             "estimate_seconds": time.perf_counter() - start,
             "identification_warnings": graph_warnings,
+            **extra,
         },
     )
     warn_if_failed(result.diagnostics, f"The {spec.family} model of {spec.outcome}")

@@ -17,13 +17,12 @@ import numpy as np
 
 from vagg_bayes.bayes.collapsed import (
     build_collapsed_model,
-    draw_group_effects,
-    group_loglik,
+    group_effects_and_loglik,
     group_statistics,
 )
 from vagg_bayes.bayes.design import Design
 from vagg_bayes.bayes.diagnostics import Diagnostics, diagnose
-from vagg_bayes.bayes.glm import build_logit_model
+from vagg_bayes.bayes.glm import build_logit_model, softplus
 from vagg_bayes.bayes.priors import Priors, default_priors
 from vagg_bayes.bayes.sample import SamplerSettings, run_sampler
 
@@ -85,8 +84,14 @@ class EquationFit:
         eta = beta @ X.T
         if self.group_effects is not None:
             u = self.group_effects.reshape(-1, *self.group_effects.shape[2:])[draws]
-            W = X[:, list(self.design.varying)]
-            eta += np.einsum("knq,nq->kn", u[:, self.design.group_codes], W)
+            codes = self.design.group_codes
+            for a, col in enumerate(self.design.varying):
+                # Gather each draw's group effects row by row: (k, J) -> (k, n).
+                g = np.take(np.ascontiguousarray(u[..., a]), codes, axis=1)
+                x = X[:, col]
+                if not np.all(x == 1.0):
+                    g *= x
+                eta += g
         return eta
 
 
@@ -115,20 +120,17 @@ def _posterior_arrays(idata, names):
 
 def _bernoulli_loglik(design: Design, eta_fn, n_draws: int) -> np.ndarray:
     """Log-likelihood summed within each group: (draws, J)."""
-    from scipy import sparse
-
     y = design.y
-    G = sparse.csr_matrix(
-        (np.ones(design.n), (np.arange(design.n), design.group_codes)),
-        shape=(design.n, design.n_groups),
-    )
+    codes, J = design.group_codes, design.n_groups
     chunk = max(1, 5_000_000 // design.n)
-    out = np.empty((n_draws, design.n_groups))
+    out = np.empty((n_draws, J))
     for start in range(0, n_draws, chunk):
         sl = slice(start, min(start + chunk, n_draws))
         eta = eta_fn(sl)
-        ll = y * eta - np.logaddexp(0, eta)
-        out[sl] = (G.T @ ll.T).T
+        ll = y * eta
+        ll -= softplus(eta)
+        for d, row in enumerate(ll, start=start):
+            out[d] = np.bincount(codes, weights=row, minlength=J)
     return out
 
 
@@ -168,18 +170,20 @@ def fit_equation(
         theta, sigma, tau, corr = _posterior_arrays(idata, ["theta", "sigma", "tau", "corr"])
         C, D = theta.shape[:2]
         flat = lambda a: None if a is None else a.reshape(C * D, *a.shape[2:])  # noqa: E731
-        u_std = None
-        if q:
-            rng = np.random.default_rng(settings.random_seed + 7919)
-            u_std = draw_group_effects(
-                stats, flat(theta), flat(sigma), flat(tau), flat(corr), rng=rng
-            ).reshape(C, D, design.n_groups, q)
+        # Exact group effects per draw, and the log-likelihood of each group, in one pass.
+        rng = np.random.default_rng(settings.random_seed + 7919)
+        u_flat, ll = group_effects_and_loglik(
+            stats, flat(theta), flat(sigma), flat(tau), flat(corr), rng=rng
+        )
+        u_std = None if u_flat is None else u_flat.reshape(C, D, design.n_groups, q)
         beta, sd, corr_data, u = _to_data_scale(design, theta, tau, corr, u_std)
-        ll = group_loglik(stats, flat(theta), flat(sigma), flat(tau), flat(corr))
         if not q:
             ll = None
     elif family == "bernoulli":
-        model = build_logit_model(design, priors, parameterization=parameterization)
+        # The NumPy likelihood is fastest for PyMC's NUTS; nutpie and NumPyro compile
+        # the model themselves and need it as a PyTensor graph.
+        model = build_logit_model(design, priors, parameterization=parameterization,
+                                  numpy_likelihood=settings.sampler == "nuts")
         idata, wall = run_sampler(model, settings)
         theta, tau, corr, u_std = _posterior_arrays(idata, ["theta", "tau", "corr", "u"])
         C, D = theta.shape[:2]

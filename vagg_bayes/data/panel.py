@@ -334,10 +334,21 @@ def _rows(mask: np.ndarray | pd.Series, limit: int = _SHOW_ROWS) -> str:
 
 def _missing_mask(s: pd.Series) -> pd.Series:
     mask = s.isna()
-    if not ptypes.is_numeric_dtype(s.dtype) and not ptypes.is_bool_dtype(s.dtype):
-        blank = s.astype(object).map(lambda v: isinstance(v, str) and not v.strip())
-        mask = mask | blank.astype(bool)
-    return mask
+    if ptypes.is_numeric_dtype(s.dtype) or ptypes.is_bool_dtype(s.dtype):
+        return mask
+    if isinstance(s.dtype, pd.StringDtype):  # vectorised (pandas' string type, e.g. from CSV)
+        return mask | s.str.strip().eq("").fillna(False).astype(bool)
+    # Object or categorical: test each distinct value once (a group column has few).
+    values = s.astype(object)
+    try:
+        distinct = pd.unique(values.to_numpy())
+    except TypeError:  # unhashable values: test every row
+        distinct = None
+    if distinct is None or len(distinct) > len(values) // 2:
+        blank = values.map(lambda v: isinstance(v, str) and not v.strip())
+        return mask | blank.astype(bool)
+    blanks = [v for v in distinct if isinstance(v, str) and not v.strip()]
+    return mask | values.isin(blanks) if blanks else mask
 
 
 def _check_missing(df: pd.DataFrame, roles: dict[str, tuple[str, str]], source: str) -> None:

@@ -76,6 +76,9 @@ class EstimateResult:
         Further tables (sensitivity, classical mediation tests) added by later stages.
     meta : dict
         Data hash, rows, timings: recorded in ``manifest.json``.
+    figures : mapping of str -> callable
+        File name -> function that writes that figure to the path it is given
+        (``sensitivity.png`` with mediators); :meth:`write` writes each atomically.
     """
 
     spec: Spec
@@ -84,9 +87,10 @@ class EstimateResult:
     effect_draws: MappingProxyType
     tables: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     meta: dict = field(default_factory=dict)
+    figures: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
-        for name in ("fits", "effect_draws", "tables"):
+        for name in ("fits", "effect_draws", "tables", "figures"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     # ----------------------------------------------------------------- tables
@@ -193,6 +197,8 @@ class EstimateResult:
         write_csv(out / "coefficients.csv", self.summary("coefficients"))
         for name in self.tables:
             write_csv(out / f"{name}.csv", self.summary(name))
+        for name, draw in self.figures.items():
+            write_atomic(out / name, draw)
         diag = self.diagnostics.to_dict()
         diag["sampler"] = self.settings.to_dict()
         diag["wall_time_s"] = {n: f.wall_time for n, f in self.fits.items()}
@@ -213,7 +219,6 @@ class EstimateResult:
         """One InferenceData: the outcome equation's groups, plus each mediator's posterior
         as group ``posterior_<mediator>``."""
         import arviz as az
-        import xarray as xr
 
         idata = self.fits[OUTCOME].idata
         extra = {f"posterior_{n}": f.idata.posterior for n, f in self.fits.items()
@@ -224,5 +229,5 @@ class EstimateResult:
             effect=(("chain", "draw", "effect"), stacked)
         ).assign_coords(effect=names)
         groups = {"posterior": post, **{g: idata[g] for g in idata.groups() if g != "posterior"}}
-        groups.update({k: xr.Dataset(v) for k, v in extra.items()})
+        groups.update(extra)
         return az.InferenceData(**groups)

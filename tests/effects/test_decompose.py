@@ -1,0 +1,131 @@
+"""Effect identities on fake posteriors: exact algebra, no sampling."""
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from vagg_bayes.effects.decompose import decompose, group_slopes, treatment_shifts
+from vagg_bayes.effects.total import total_effect
+
+
+def test_gaussian_effects_add_up_exactly(fake_fits):
+    outcome, meds = fake_fits("gaussian")
+    dec = decompose(outcome, meds)
+    d = dec.draws
+    assert list(d) == ["total", "direct", "indirect", "indirect:m_firm", "indirect:m_city"]
+    np.testing.assert_allclose(d["total"], d["direct"] + d["indirect"], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(d["indirect"], d["indirect:m_firm"] + d["indirect:m_city"],
+                               rtol=0, atol=1e-14)
+    # the direct effect is the outcome equation's sample-average treatment slope
+    np.testing.assert_allclose(d["direct"], total_effect(outcome), rtol=1e-12)
+
+
+def test_gaussian_indirect_by_hand(fake_fits):
+    """indirect:m = b_m * mean over rows of (a_m + u_m[group of row])."""
+    outcome, meds = fake_fits("gaussian")
+    dec = decompose(outcome, meds)
+    codes = outcome.design.group_codes
+    for name, fit in meds.items():
+        b = outcome.beta[..., outcome.design.terms.index(name)]
+        k = fit.design.treatment_index
+        # map the outcome rows' cities to the mediator design's groups by label
+        pos = {g: j for j, g in enumerate(fit.design.group_labels)}
+        rows = np.array([pos[g] for g in outcome.design.group_labels[codes]])
+        slope = fit.beta[..., k][..., None] + fit.group_effects[..., rows, 1]
+        np.testing.assert_allclose(dec.draws[f"indirect:{name}"], b * slope.mean(axis=-1),
+                                   rtol=1e-12)
+    # within a group: direct_j = c + u_j and indirect_j = sum_m b_m a_mj
+    j = 3
+    k = outcome.design.treatment_index
+    np.testing.assert_allclose(dec.group_draws["direct"][..., j],
+                               outcome.beta[..., k] + outcome.group_effects[..., j, 1])
+    expected = sum(outcome.beta[..., outcome.design.terms.index(m)]
+                   * group_slopes(f, outcome.design.group_labels)[..., j] for m, f in meds.items())
+    np.testing.assert_allclose(dec.group_draws["indirect"][..., j], expected)
+
+
+def test_group_slopes_maps_labels_and_unknown_groups(panel, fit_factory):
+    from vagg_bayes.bayes.design import build_design
+    from vagg_bayes.spec import Spec
+
+    spec = Spec(outcome="y", treatment="t", group="city", varying_slope=True)
+    fit = fit_factory(build_design(panel[panel.city != 2], spec))
+    labels = np.array([5, 2, 0])
+    out = group_slopes(fit, labels)
+    k = fit.design.treatment_index
+    where = list(fit.design.group_labels).index(5)
+    np.testing.assert_allclose(out[..., 0], fit.beta[..., k] + fit.group_effects[..., where, 1])
+    np.testing.assert_allclose(out[..., 1], fit.beta[..., k])  # city 2 unseen: population slope
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_bernoulli_gformula_identities(fake_fits, binary, fake_panel_factory):
+    panel = fake_panel_factory(binary_treatment=binary)
+    outcome, meds = fake_fits("bernoulli", panel=panel)
+    d = decompose(outcome, meds).draws
+    assert list(d)[:5] == ["total", "direct", "indirect", "indirect:m_firm", "indirect:m_city"]
+    assert "indirect:m_city:treated" in d and "direct:control" in d
+    np.testing.assert_allclose(d["total"], d["direct"] + d["indirect"], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(d["total"], d["direct:control"] + d["indirect:treated"],
+                               rtol=0, atol=1e-13)
+    np.testing.assert_allclose(d["total"], d["direct:treated"] + d["indirect:control"],
+                               rtol=0, atol=1e-13)
+    np.testing.assert_allclose(d["direct"], (d["direct:control"] + d["direct:treated"]) / 2)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_bernoulli_gformula_by_brute_force(fake_fits, binary, fake_panel_factory):
+    """Rebuild the design with the potential treatment and mediators for one draw."""
+    outcome, meds = fake_fits("bernoulli", panel=fake_panel_factory(binary_treatment=binary))
+    dec = decompose(outcome, meds)
+    design = outcome.design
+    kt = design.treatment_index
+    d0, d1 = treatment_shifts(design.X[:, kt])
+    a = {m: group_slopes(f, design.group_labels)[..., design.group_codes].reshape(-1, design.n)
+         for m, f in meds.items()}
+    draw = 5
+
+    def p(t_shift, med_shift):
+        X = design.X.copy()
+        X[:, kt] += t_shift
+        for m, shift in med_shift.items():
+            X[:, design.terms.index(m)] += a[m][draw] * shift
+        return expit(outcome.linear_predictor(slice(draw, draw + 1), X))[0]
+
+    both = lambda s: dict.fromkeys(meds, s)  # noqa: E731
+    flat = {k: v.reshape(-1)[draw] for k, v in dec.draws.items()}
+    assert flat["total"] == pytest.approx(np.mean(p(d1, both(d1)) - p(d0, both(d0))), abs=1e-12)
+    assert flat["direct:control"] == pytest.approx(
+        np.mean(p(d1, both(d0)) - p(d0, both(d0))), abs=1e-12)
+    assert flat["indirect:treated"] == pytest.approx(
+        np.mean(p(d1, both(d1)) - p(d1, both(d0))), abs=1e-12)
+    ctl = np.mean(p(d0, {"m_firm": d1, "m_city": d0}) - p(d0, both(d0)))
+    assert flat["indirect:m_firm:control"] == pytest.approx(ctl, abs=1e-12)
+    trt = np.mean(p(d1, {"m_firm": d1, "m_city": d1}) - p(d1, {"m_firm": d1, "m_city": d0}))
+    assert flat["indirect:m_city:treated"] == pytest.approx(trt, abs=1e-12)
+
+
+def test_bernoulli_without_mediation_reduces_to_total_effect(fake_fits):
+    outcome, meds = fake_fits("bernoulli")
+    for fit in meds.values():
+        fit.beta[..., fit.design.treatment_index] = 0.0
+        fit.group_effects[...] = 0.0
+    d = decompose(outcome, meds).draws
+    np.testing.assert_allclose(d["indirect"], 0.0, atol=1e-15)
+    np.testing.assert_allclose(d["total"], total_effect(outcome), rtol=1e-12)
+
+
+def test_group_gformula_averages_to_sample_effect(fake_fits):
+    outcome, meds = fake_fits("bernoulli")
+    dec = decompose(outcome, meds)
+    w = dec.group_rows / dec.group_rows.sum()
+    np.testing.assert_allclose(dec.group_draws["direct"] @ w, dec.draws["direct"], rtol=1e-12)
+    np.testing.assert_allclose(dec.group_draws["indirect"] @ w, dec.draws["indirect"],
+                               rtol=1e-12)
+
+
+def test_mismatched_draws_are_refused(fake_fits, fit_factory):
+    outcome, meds = fake_fits("gaussian")
+    meds["m_firm"] = fit_factory(meds["m_firm"].design, D=3)
+    with pytest.raises(ValueError, match="same settings"):
+        decompose(outcome, meds)
