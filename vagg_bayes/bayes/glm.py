@@ -129,24 +129,37 @@ def _softplus_sigmoid(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Rows:
     """The row-level arrays of a logistic regression with group coefficients.
 
-    Products with the design use ``einsum`` on a Fortran-ordered copy: no BLAS call,
-    whose threads cost more than they save on these thin matrices.
+    Rows are stored sorted by group (the log-likelihood does not depend on their
+    order), so that a group coefficient reaches its rows by ``repeat`` and a gradient
+    is a segment sum (``add.reduceat``): both contiguous and several times faster than
+    a gather by group code and ``bincount``. Products with the design use ``einsum`` on
+    a Fortran-ordered copy: no BLAS call, whose threads cost more than they save on
+    these thin matrices.
     """
 
     def __init__(self, design: Design, rest: list[int], varying: list[int], codes: np.ndarray):
-        self.y = np.ascontiguousarray(design.y, dtype=float)
-        self.Z_rest = np.asfortranarray(design.Z[:, rest]) if rest else None
-        self.W = [None if (k == 0 and np.all(design.Z[:, 0] == 1.0))
-                  else np.ascontiguousarray(design.Z[:, k]) for k in varying]
-        self.codes = np.ascontiguousarray(codes, dtype=np.intp)
+        order = np.argsort(codes, kind="stable")
         self.J = design.n_groups
+        self.counts = np.bincount(codes, minlength=self.J)
+        if np.any(self.counts == 0):
+            raise ValueError("every group needs at least one row")
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        self.y = np.ascontiguousarray(design.y[order], dtype=float)
+        self.Z_rest = np.asfortranarray(design.Z[order][:, rest]) if rest else None
+        self.W = [None if (k == 0 and np.all(design.Z[:, 0] == 1.0))
+                  else np.ascontiguousarray(design.Z[order, k]) for k in varying]
+        self.codes = np.ascontiguousarray(codes[order], dtype=np.intp)
         self.n_rest = len(rest)
+
+    def group_sum(self, x: np.ndarray) -> np.ndarray:
+        """Sum of ``x`` (rows in stored order) within each group, (J,)."""
+        return np.add.reduceat(x, self.starts)
 
     def eta(self, theta_rest: np.ndarray, coef: np.ndarray) -> np.ndarray:
         eta = (np.einsum("ij,j->i", self.Z_rest, theta_rest) if self.Z_rest is not None
                else np.zeros(len(self.y)))
         for a, W in enumerate(self.W):
-            g = coef[:, a].take(self.codes)
+            g = np.repeat(coef[:, a], self.counts)
             if W is not None:
                 g *= W
             eta += g
@@ -161,11 +174,11 @@ class _Rows:
                    else np.zeros(0))
         g_coef = np.empty((self.J, len(self.W)))
         for a, W in enumerate(self.W):
-            g_coef[:, a] = np.bincount(self.codes, weights=r if W is None else r * W,
-                                       minlength=self.J)
+            g_coef[:, a] = self.group_sum(r if W is None else r * W)
         return logp, g_theta, g_coef
 
 
+@functools.cache
 def _make_loglik_op():
     from pytensor.gradient import DisconnectedType
     from pytensor.graph.basic import Apply
@@ -236,7 +249,7 @@ def _group_newton(rows: _Rows, theta_rest, b0, prior_mean, prior_prec, iteration
     """Mode and Hessian of every group's coefficients given ``theta_rest`` and a normal prior.
 
     ``b0`` (J, q) start, ``prior_mean`` (q,), ``prior_prec`` (q, q). Vectorised over
-    groups with ``bincount``; returns ``b`` (J, q) and ``H`` (J, q, q).
+    groups with segment sums; returns ``b`` (J, q) and ``H`` (J, q, q).
     """
     J, q = b0.shape
     offset = rows.Z_rest @ theta_rest if rows.Z_rest is not None else np.zeros(len(rows.y))
@@ -246,15 +259,15 @@ def _group_newton(rows: _Rows, theta_rest, b0, prior_mean, prior_prec, iteration
     for _ in range(iterations):
         eta = offset.copy()
         for a in range(q):
-            eta += b[:, a].take(rows.codes) * Ws[a]
+            eta += np.repeat(b[:, a], rows.counts) * Ws[a]
         _, prob = _softplus_sigmoid(eta)
         r, wt = rows.y - prob, prob * (1 - prob)
-        g = np.stack([np.bincount(rows.codes, r * Ws[a], J) for a in range(q)], axis=1)
+        g = np.stack([rows.group_sum(r * Ws[a]) for a in range(q)], axis=1)
         g -= (b - prior_mean) @ prior_prec
         H = np.broadcast_to(prior_prec, (J, q, q)).copy()
         for a in range(q):
             for c in range(a + 1):
-                h = np.bincount(rows.codes, wt * Ws[a] * Ws[c], J)
+                h = rows.group_sum(wt * Ws[a] * Ws[c])
                 H[:, a, c] += h
                 if c != a:
                     H[:, c, a] += h
