@@ -206,28 +206,21 @@ def run_demo(args, argv: list[str]) -> int:
         shutil.copyfile(models / name, out / name)
     print(f"Simulated {len(panel)} firm-years ({n_firms} firms) in "
           f"{time.perf_counter() - start:.1f} s -> {data_path}, {out / 'truth.json'}")
-    spec = load_spec(out / "baseline.toml")
     settings = SamplerSettings(draws=draws, tune=tune, chains=2, random_seed=args.seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = estimate(panel, spec, settings=settings, source=data_path.name)
-    result.write(out, manifest=_manifest(argv, data_path, args.seed))
-    _report(result, out)
-    print()
-    _print_coverage(result, truth)
-
-    mech_out = out / "mechanisms"
-    _check_out_dir(mech_out)
-    spec = load_spec(out / "mediation.toml")
-    print(f"\nMechanisms ({out / 'mediation.toml'}): {len(spec.mediators)} parallel mediators "
-          f"-> {mech_out}/")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = estimate(panel, spec, settings=settings, source=data_path.name)
-    result.write(mech_out, manifest=_manifest(argv, data_path, args.seed))
-    _report(result, mech_out)
-    print()
-    _print_coverage(result, truth)
+    manifest = _manifest(argv, data_path, args.seed)
+    for spec_name, target in (("baseline.toml", out), ("mediation.toml", out / "mechanisms")):
+        _check_out_dir(target)
+        spec = load_spec(out / spec_name)
+        if spec.mediators:
+            print(f"\nMechanisms ({out / spec_name}): {len(spec.mediators)} parallel "
+                  f"mediators -> {target}/")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # reported loudly by _report
+            result = estimate(panel, spec, settings=settings, source=data_path.name)
+        result.write(target, manifest=manifest)
+        _report(result, target)
+        print()
+        _print_coverage(result, truth)
     print(f"\nDemo finished in {time.perf_counter() - start:.0f} s.")
     return 0
 
