@@ -61,7 +61,8 @@ def run_case(case: Path, args, tag: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--rows", type=int, nargs="*", default=[10_000, 100_000, 1_000_000],
+                   help="Gaussian runs (none: pass the flag without values)")
     p.add_argument("--groups", type=int, default=280)
     p.add_argument("--data", choices=list(KINDS), default="informative")
     p.add_argument("--bernoulli-rows", type=int, nargs="*", default=[100_000],

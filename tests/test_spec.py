@@ -69,3 +69,14 @@ def test_graph_resolved_relative_to_spec(tmp_path):
 def test_string_control_becomes_tuple():
     spec = parse_spec({"variables": {"outcome": "y", "treatment": "x", "controls": "z"}})
     assert spec.controls == ("z",) and spec.columns == ["y", "x", "z"]
+
+
+def test_varying_mediator_must_be_a_mediator_and_needs_a_group():
+    with pytest.raises(SpecError, match=r"varying_mediator = \"m9\".*not one of.*m1"):
+        Spec(outcome="y", treatment="t", mediators=("m1",), group="g", varying_mediator="m9")
+    with pytest.raises(SpecError, match="varying_mediator.*needs a grouping column"):
+        Spec(outcome="y", treatment="t", mediators=("m1",), varying_mediator="m1")
+    spec = parse_spec({"data": {"group": "g"},
+                       "variables": {"outcome": "y", "treatment": "t", "mediators": ["m1"]},
+                       "model": {"varying_mediator": "m1"}})
+    assert spec.varying_mediator == "m1"

@@ -16,6 +16,7 @@ The file format is a contract (DESIGN.md section 4.1)::
     [model]
     family        = "gaussian"   # "gaussian" | "bernoulli"
     varying_slope = false
+    varying_mediator = "m_cost"      # optional: this mediator's effect on the outcome varies
     graph         = "mechanisms.dot"   # optional, relative to the spec file
 
 Unknown keys are errors that name the key and list the valid ones.
@@ -35,7 +36,7 @@ FAMILIES = ("gaussian", "bernoulli")
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "data": {"unit": str, "group": str, "time": str},
     "variables": {"outcome": str, "treatment": str, "controls": list, "mediators": list},
-    "model": {"family": str, "varying_slope": bool, "graph": str},
+    "model": {"family": str, "varying_slope": bool, "varying_mediator": str, "graph": str},
 }
 _REQUIRED = {"variables": ("outcome", "treatment")}
 
@@ -57,7 +58,15 @@ class Spec:
     family : {"gaussian", "bernoulli"}, default "gaussian"
         Outcome likelihood.
     varying_slope : bool, default False
-        Whether the treatment effect varies by group (needs ``group``).
+        Whether the treatment effect varies by group (needs ``group``): the treatment's
+        slope in every equation (with mediators: the treatment-to-mediator paths
+        ``a_kj`` and, unless ``varying_mediator`` is set, the direct effect ``c_j``).
+    varying_mediator : str or None, default None
+        A mediator whose effect on the outcome (``b_kj``) varies by group (needs
+        ``group``). One varying slope per equation: the outcome equation's slope of
+        this mediator varies, its direct effect is then a common slope. The average
+        indirect effect of the mediator is the row-weighted mean of ``a_kj b_kj``, so it
+        includes the covariance of the two paths across groups.
     graph : pathlib.Path or None, default None
         DOT file of the causal graph, resolved relative to the spec file.
     source : pathlib.Path or None, default None
@@ -73,6 +82,7 @@ class Spec:
     time: str | None = None
     family: str = "gaussian"
     varying_slope: bool = False
+    varying_mediator: str | None = None
     graph: Path | None = None
     source: Path | None = field(default=None, compare=False)
 
@@ -88,6 +98,19 @@ class Spec:
                 f"[model].varying_slope = true{where} needs a grouping column; "
                 "set [data].group (e.g. group = \"city_id\") or set varying_slope = false."
             )
+        if self.varying_mediator is not None:
+            if self.varying_mediator not in self.mediators:
+                listed = ", ".join(self.mediators) or "none"
+                raise SpecError(
+                    f"[model].varying_mediator = \"{self.varying_mediator}\"{where} is not one "
+                    f"of [variables].mediators (listed: {listed}). Name one of the mediators "
+                    "or remove varying_mediator."
+                )
+            if self.group is None:
+                raise SpecError(
+                    f"[model].varying_mediator{where} needs a grouping column; set "
+                    "[data].group (e.g. group = \"city_id\") or remove varying_mediator."
+                )
         roles: dict[str, list[str]] = {}
         for role, cols in (
             ("outcome", [self.outcome]),

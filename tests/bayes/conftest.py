@@ -19,8 +19,10 @@ def make_frame(n=600, J=12, seed=3, slope_sd=0.4, binary=False):
         y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
     else:
         y = eta + rng.normal(size=n)
+    wave = rng.integers(0, 2, n)
+    climate = rng.normal(size=J)  # a school-level covariate, constant within schools
     return pd.DataFrame({"score": y, "dose": x, "kind": kind, "school": school,
-                         "wave": rng.integers(0, 2, n)})
+                         "wave": wave, "climate": climate[school]})
 
 
 @pytest.fixture

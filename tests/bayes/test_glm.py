@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vagg_bayes.bayes.design import build_design
-from vagg_bayes.bayes.glm import _softplus_sigmoid, build_logit_model, softplus
+from vagg_bayes.bayes.glm import _softplus_sigmoid, build_logit_model, group_cholesky, softplus
 from vagg_bayes.bayes.priors import default_priors
 
 
@@ -53,8 +53,10 @@ def _unpack(w, model, design):
         point["corr_raw_logodds__"] = np.log1p(corr) - np.log1p(-corr)
         L = np.array([[tau[0], 0], [tau[1] * corr, tau[1] * np.sqrt(1 - corr**2)]])
     point["z"] = np.linalg.solve(L, u.T).T
-    # Each centred coordinate is b_ja = ... + L_aa z_ja: its density in b carries 1 / L_aa.
-    log_jac = -(model.centred * np.log(np.diag(L))[None, :]).sum()
+    # Coordinate F_ja = lam mean + L_aa^lam z_ja: its density carries L_aa^-lam, with L the
+    # group's Cholesky factor of the covariance of (b_j0 + xbar_j b_j1, b_j1).
+    Lj = group_cholesky(tau, out[3] if q == 2 else 0.0, model.slope_means)
+    log_jac = -(model.centring * np.log(np.diagonal(Lj, axis1=1, axis2=2))).sum()
     return point, log_jac
 
 
@@ -63,11 +65,14 @@ def _unpack(w, model, design):
 def test_whitened_logit_model_has_the_reference_posterior(spec_slope, frame_factory,
                                                           varying_slope, parameterization):
     frame = _mixed_frame(frame_factory)
-    design = build_design(frame, spec_slope.with_(varying_slope=varying_slope))
+    spec = spec_slope.with_(varying_slope=varying_slope, controls=("kind", "climate"))
+    design = build_design(frame, spec)
     priors = default_priors(design, "bernoulli")
     model = build_logit_model(design, priors, parameterization=parameterization)
+    assert model.group_level == ["climate"]  # in the intercepts' mean, not the rows
     if parameterization == "auto":
         assert model.centred.any() and not model.centred.all()
+        assert np.all((model.centring > 0) & (model.centring < 1))  # partial centring
     ref = _reference_model(design, priors)
     f, f_ref = model.compile_logp(), ref.compile_logp()
     rng = np.random.default_rng(5)
@@ -109,7 +114,8 @@ def test_auto_parameterisation_follows_the_information():
 @pytest.mark.parametrize("varying_slope", [False, True])
 def test_numpy_likelihood_equals_the_graph(spec_slope, frame_factory, varying_slope):
     frame = _mixed_frame(frame_factory)
-    design = build_design(frame, spec_slope.with_(varying_slope=varying_slope))
+    design = build_design(frame, spec_slope.with_(varying_slope=varying_slope,
+                                                  controls=("kind", "climate")))
     priors = default_priors(design, "bernoulli")
     fast = build_logit_model(design, priors, numpy_likelihood=True)
     graph = build_logit_model(design, priors, numpy_likelihood=False)

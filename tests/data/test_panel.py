@@ -340,6 +340,18 @@ def test_varying_slope_with_within_group_variation_passes(panel, spec):
     validate_panel(panel, spec.with_(varying_slope=True))
 
 
+def test_group_level_mediator_fails_as_varying_mediator(panel, spec):
+    panel["med"] = np.where(panel["school"] == "A", 0.3, 0.7)
+    varying = spec.with_(controls=("kind",), mediators=("med", "size"), varying_mediator="med")
+    with pytest.raises(
+        DataError,
+        match=r"Mediator 'med' in data is constant within every group of 'school'.*"
+        r"Remove varying_mediator",
+    ):
+        validate_panel(panel, varying)
+    validate_panel(panel, varying.with_(varying_mediator="size"))  # varies within schools
+
+
 def test_single_level_categorical_control(panel, spec):
     panel["kind"] = "a"
     with pytest.raises(

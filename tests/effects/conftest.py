@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vagg_bayes.bayes.design import build_design
 from vagg_bayes.bayes.diagnostics import Diagnostics
 from vagg_bayes.bayes.priors import default_priors
 from vagg_bayes.bayes.fit import EquationFit
@@ -67,12 +66,11 @@ def spec():
 @pytest.fixture
 def fake_fits(panel, spec):
     """Outcome and mediator fits; the city mediator on one row per city-year."""
-    from vagg_bayes.effects.mediation import mediator_design
+    from vagg_bayes.effects.mediation import mediator_design, outcome_design
 
     def build(family="gaussian", spec=spec, panel=panel):
         response = "y01" if family == "bernoulli" else "y"
-        out = build_design(panel, spec, response=response,
-                           regressors=[spec.treatment, *spec.mediators, *spec.controls])
+        out = outcome_design(panel, spec, response=response)
         outcome = fake_fit(out, family, seed=1)
         meds = {m: fake_fit(mediator_design(panel, spec, m)[0], seed=2 + k)
                 for k, m in enumerate(spec.mediators)}

@@ -73,12 +73,18 @@ def test_bernoulli_gformula_identities(fake_fits, binary, fake_panel_factory):
     np.testing.assert_allclose(d["direct"], (d["direct:control"] + d["direct:treated"]) / 2)
 
 
+@pytest.mark.parametrize("varying_mediator", [None, "m_firm"])
 @pytest.mark.parametrize("binary", [False, True])
-def test_bernoulli_gformula_by_brute_force(fake_fits, binary, fake_panel_factory):
-    """Rebuild the design with the potential treatment and mediators for one draw."""
-    outcome, meds = fake_fits("bernoulli", panel=fake_panel_factory(binary_treatment=binary))
+def test_bernoulli_gformula_by_brute_force(fake_fits, spec, binary, varying_mediator,
+                                           fake_panel_factory):
+    """Rebuild the design with the potential treatment and mediators for one draw (with a
+    varying mediator path the shifted mediator also moves the group's own slope term)."""
+    outcome, meds = fake_fits("bernoulli", panel=fake_panel_factory(binary_treatment=binary),
+                              spec=spec.with_(varying_mediator=varying_mediator))
     dec = decompose(outcome, meds)
     design = outcome.design
+    if varying_mediator:
+        assert design.varying == (0, design.terms.index(varying_mediator))
     kt = design.treatment_index
     d0, d1 = treatment_shifts(design.X[:, kt])
     a = {m: group_slopes(f, design.group_labels)[..., design.group_codes].reshape(-1, design.n)
@@ -129,3 +135,25 @@ def test_mismatched_draws_are_refused(fake_fits, fit_factory):
     meds["m_firm"] = fit_factory(meds["m_firm"].design, D=3)
     with pytest.raises(ValueError, match="same settings"):
         decompose(outcome, meds)
+
+
+def test_varying_mediator_path_averages_the_group_products(fake_fits, spec):
+    """indirect:m = mean over rows of a_mj b_mj: the covariance of the paths is included."""
+    outcome, meds = fake_fits("gaussian", spec=spec.with_(varying_mediator="m_firm"))
+    k = outcome.design.terms.index("m_firm")
+    assert outcome.design.varying == (0, k)
+    dec = decompose(outcome, meds)
+    labels, codes = outcome.design.group_labels, outcome.design.group_codes
+    b_j = outcome.beta[..., k][..., None] + outcome.group_effects[..., 1]
+    np.testing.assert_allclose(group_slopes(outcome, labels, "m_firm"), b_j)
+    a_j = group_slopes(meds["m_firm"], labels)
+    by_hand = (a_j * b_j)[..., codes].mean(axis=-1)
+    np.testing.assert_allclose(dec.draws["indirect:m_firm"], by_hand, rtol=1e-12)
+    # not the product of the averages: the draws' group effects covary
+    naive = a_j[..., codes].mean(axis=-1) * b_j[..., codes].mean(axis=-1)
+    assert np.abs(by_hand - naive).max() > 1e-3
+    # the direct effect is then a common slope
+    np.testing.assert_allclose(dec.draws["direct"],
+                               outcome.beta[..., outcome.design.treatment_index])
+    np.testing.assert_allclose(dec.draws["total"], dec.draws["direct"] + dec.draws["indirect"],
+                               rtol=0, atol=1e-14)

@@ -105,6 +105,7 @@ def build_design(
     response: str | None = None,
     regressors: list[str] | None = None,
     varying_slope: bool | None = None,
+    varying_column: str | None = None,
 ) -> Design:
     """Build the design of one equation.
 
@@ -122,6 +123,9 @@ def build_design(
         as indicators after them.
     varying_slope : bool, optional
         Whether the treatment's coefficient varies by group; default ``spec.varying_slope``.
+    varying_column : str, optional
+        A numeric regressor whose coefficient varies by group instead of the
+        treatment's (one varying slope per equation); overrides ``varying_slope``.
 
     Returns
     -------
@@ -175,7 +179,14 @@ def build_design(
         codes_, uniques = pd.factorize(df[spec.group], sort=True)
         codes, labels = codes_.astype(np.int64), np.asarray(uniques)
         varying = (0,)
-        if varying_slope and treatment_index is not None:
+        if varying_column is not None:
+            if varying_column not in terms:
+                raise DataError(
+                    f"Column '{varying_column}' cannot have a group-varying slope: it is not "
+                    "a numeric regressor of this equation. Name a numeric column."
+                )
+            varying = (0, terms.index(varying_column))
+        elif varying_slope and treatment_index is not None:
             varying = (0, treatment_index)
     y = df[response].to_numpy(dtype=float)
     return Design(

@@ -1,37 +1,40 @@
 """Hierarchical logistic regression (Bernoulli outcome), the group effects sampled.
 
 A Bernoulli likelihood cannot be collapsed, so the group effects stay in the model.
-Their parameterisation is chosen per group *and per varying coefficient* (``"auto"``):
-a coefficient whose group data are informative (its Fisher information, ``n_j p (1 - p)``
-for the intercept and ``p (1 - p)`` times the within-group sum of squares for a slope,
-times the group variance of that coefficient, above 1) is sampled *centred*, the
-others *non-centred* — the mixed parameterisation that avoids both the funnel of
-weakly informed effects (a slope that barely varies within groups, a group SD near
-zero) and the slow mixing of the non-centred form for well-informed ones. The group
-variance in that rule is a quick estimate from the data (below), so a slope whose SD
-is near zero is sampled non-centred even in large groups.
+Three exact reparameterisations make it mix at any group size (none changes the
+posterior; ``tests/bayes/test_glm.py`` checks the density against the textbook model):
 
-With ``L`` the Cholesky factor of the group covariance ``S`` and ``z_j = L^-1 u_j``,
-coordinate ``a`` of group ``j`` is either *centred* — the group's coefficient
-``b_ja = theta_a + u_ja`` is sampled, with the conditional prior
-``N(theta_a + sum_{c<a} L_ac z_jc, L_aa^2)`` — or *non-centred* — ``z_ja ~ N(0, 1)``
-is sampled. A centred coefficient's rows depend on ``b_ja`` alone, not on the
-population mean ``theta_a``, so the two are not tied along a ridge.
-
-Speed at many rows (none of it changes the posterior):
-
+- **Partial centring per group and coefficient** (``"auto"``). Coordinate ``a`` of
+  group ``j`` is sampled as ``F = lam mean + L_aa^lam z`` (``b = mean + L_aa z``,
+  ``z ~ N(0, 1)``), with ``lam = I tau^2 / (1 + I tau^2)``: ``I`` is the
+  coefficient's information in the group (``n_j p (1 - p)`` for the intercept,
+  ``p (1 - p)`` times the within-group sum of squares for a slope) and ``tau`` a
+  conservative estimate of its group SD (one SD below the prefit's mode on the log
+  scale). ``lam = 1`` is the centred form (right for well-informed groups), ``lam =
+  0`` the non-centred one (right for weakly informed groups and SDs near zero); the
+  weight in between is the group data's share of its posterior mean, which makes
+  ``F`` nearly independent of the population parameters (Papaspiliopoulos, Roberts &
+  Skold 2003; Gorinova, Moore & Hoffman 2020). ``"centered"`` and ``"noncentered"``
+  force ``lam = 1`` or ``0``.
+- **Between and within.** Every population column is split into its group means,
+  which enter the mean of the group intercepts, and the rows' within-group
+  deviations (a city-level control has none): a well-informed intercept then does not
+  move with the coefficients of the city-level part of a control, the ridge that made
+  a region indicator beside 60 city intercepts mix slowly.
 - **Whitening.** Every free parameter is an affine function of the sampled vector
-  ``w`` (``v = m + C w``, constant Jacobian), with ``m`` and ``C`` from a cheap
-  approximation of the posterior: a pooled logistic fit for ``theta``, and one small
-  Newton solve per group for its coefficients (a 2 x 2 block of ``C`` per group with
-  both coefficients centred, which also removes the correlation of a group's
-  intercept and slope). NUTS then starts in the bulk with a mass matrix that is
+  ``w`` (``v = m + C w``) built from a cheap approximation of the posterior: a pooled
+  logistic fit, one Newton solve per group for its coefficients, and the mode and
+  curvature of the group SDs' approximate marginal likelihood
+  (:func:`_profile_log_tau`). NUTS then starts in the bulk with a mass matrix that is
   nearly right, so warm-up is short.
-- **Likelihood.** With the default sampler the log-likelihood and its gradient come
-  from one NumPy operation (:class:`LogitLoglik`): SIMD ``exp``/``log``, gathers and
-  ``bincount`` scatter-adds, several times faster than the compiled element-wise
-  loop. nutpie and NumPyro compile the model themselves, so for them the same
-  likelihood is written as a PyTensor graph.
+
+With ``L`` the Cholesky factor of the group covariance ``S`` the mean of the slope
+coordinate is conditional on the intercept's ``z``: ``theta_1 + L_10 z_0``.
+
+Speed at many rows: with the default sampler the log-likelihood and its gradient come
+from one NumPy operation (:class:`LogitLoglik`): SIMD ``exp``/``log``, rows sorted by
+group so that group sums are contiguous segment sums. nutpie and NumPyro compile the
+model themselves, so for them the same likelihood is written as a PyTensor graph.
 
 May import: numpy, pymc, pytensor, vagg_bayes.bayes.design, vagg_bayes.bayes.priors.
 """
@@ -88,9 +91,64 @@ def centered_mask(
     return _information(design, list(design.varying)) * sd**2 > 1.0
 
 
+def centring_weights(
+    design: Design, parameterization: str = "auto", group_sd: np.ndarray | None = None
+) -> np.ndarray:
+    """Partial centring weights ``lambda`` (J, q) in [0, 1]: 1 centred, 0 non-centred.
+
+    ``"auto"``: ``lambda = I tau^2 / (1 + I tau^2)`` with ``I`` the coefficient's
+    information in the group and ``tau = group_sd`` -- the weight of the group's own
+    data in its posterior mean, which makes the sampled coordinate and the population
+    parameters nearly independent in the normal approximation (Papaspiliopoulos,
+    Roberts & Skold 2003; Gorinova, Moore & Hoffman 2020). It exceeds 1/2 exactly where
+    :func:`centered_mask` says centred.
+    """
+    mask = centered_mask(design, parameterization, group_sd)
+    if parameterization != "auto":
+        return mask.astype(float)
+    q = len(design.varying)
+    sd = np.full(q, _TYPICAL_GROUP_SD) if group_sd is None else np.asarray(group_sd)
+    it2 = _information(design, list(design.varying)) * sd**2
+    return it2 / (1.0 + it2)
+
+
 def centered_groups(design: Design, parameterization: str = "auto") -> np.ndarray:
     """Boolean mask (J,): groups whose intercept is sampled centred (typical group SD)."""
     return centered_mask(design, parameterization)[:, 0]
+
+
+def group_level_columns(design: Design) -> list[int]:
+    """Population columns that are constant within every group (city-level controls).
+
+    Their coefficients enter the mean of the group intercepts (hierarchical centring)
+    instead of every row's linear predictor: the likelihood of a centred intercept then
+    does not move with them, which removes the ridge between a city-level control and
+    the city intercepts. The model is the same.
+    """
+    if not design.varying or design.varying[0] != 0:
+        return []
+    order = np.argsort(design.group_codes, kind="stable")
+    counts = np.bincount(design.group_codes, minlength=design.n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    Zs = design.Z[order]
+    out = []
+    for k in range(1, design.p):
+        if k in design.varying:
+            continue
+        col = Zs[:, k]
+        if np.array_equal(np.minimum.reduceat(col, starts), np.maximum.reduceat(col, starts)):
+            out.append(k)
+    return out
+
+
+def group_means(design: Design, cols: list[int]) -> np.ndarray:
+    """Mean of each column of ``cols`` (standardised) in each group, (J, len(cols))."""
+    counts = np.bincount(design.group_codes, minlength=design.n_groups).astype(float)
+    out = np.empty((design.n_groups, len(cols)))
+    for i, k in enumerate(cols):
+        out[:, i] = np.bincount(design.group_codes, weights=design.Z[:, k],
+                                minlength=design.n_groups) / counts
+    return out
 
 
 # --------------------------------------------------------------------------- likelihood
@@ -137,17 +195,25 @@ class _Rows:
     these thin matrices.
     """
 
-    def __init__(self, design: Design, rest: list[int], varying: list[int], codes: np.ndarray):
+    def __init__(self, design: Design, rest: list[int], varying: list[int], codes: np.ndarray,
+                 rest_means: np.ndarray | None = None, slope_means: np.ndarray | None = None):
         order = np.argsort(codes, kind="stable")
+        self.order = order
         self.J = design.n_groups
         self.counts = np.bincount(codes, minlength=self.J)
         if np.any(self.counts == 0):
             raise ValueError("every group needs at least one row")
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
         self.y = np.ascontiguousarray(design.y[order], dtype=float)
-        self.Z_rest = np.asfortranarray(design.Z[order][:, rest]) if rest else None
+        Z_rest = design.Z[order][:, rest]
+        if rest and rest_means is not None:  # within-group deviations
+            Z_rest = Z_rest - rest_means[codes[order]]
+        self.Z_rest = np.asfortranarray(Z_rest) if rest else None
         self.W = [None if (k == 0 and np.all(design.Z[:, 0] == 1.0))
                   else np.ascontiguousarray(design.Z[order, k]) for k in varying]
+        if slope_means is not None:  # slopes on within-group deviations of their column
+            for a in range(1, len(self.W)):
+                self.W[a] = self.W[a] - slope_means[codes[order]]
         self.codes = np.ascontiguousarray(codes[order], dtype=np.intp)
         self.n_rest = len(rest)
 
@@ -248,7 +314,8 @@ def _newton_pooled(design: Design, priors: Priors, iterations: int = 30):
 def _group_newton(rows: _Rows, theta_rest, b0, prior_mean, prior_prec, iterations=8):
     """Mode and Hessian of every group's coefficients given ``theta_rest`` and a normal prior.
 
-    ``b0`` (J, q) start, ``prior_mean`` (q,), ``prior_prec`` (q, q). Vectorised over
+    ``b0`` (J, q) start, ``prior_mean`` (q,) or (J, q), ``prior_prec`` (q, q) or
+    (J, q, q). Vectorised over
     groups with segment sums; returns ``b`` (J, q) and ``H`` (J, q, q).
     """
     J, q = b0.shape
@@ -263,7 +330,7 @@ def _group_newton(rows: _Rows, theta_rest, b0, prior_mean, prior_prec, iteration
         _, prob = _softplus_sigmoid(eta)
         r, wt = rows.y - prob, prob * (1 - prob)
         g = np.stack([rows.group_sum(r * Ws[a]) for a in range(q)], axis=1)
-        g -= (b - prior_mean) @ prior_prec
+        g -= np.einsum("ja,jab->jb", b - prior_mean, np.broadcast_to(prior_prec, (J, q, q)))
         H = np.broadcast_to(prior_prec, (J, q, q)).copy()
         for a in range(q):
             for c in range(a + 1):
@@ -279,61 +346,175 @@ def _group_newton(rows: _Rows, theta_rest, b0, prior_mean, prior_prec, iteration
     return b, H
 
 
-def _prefit(design: Design, priors: Priors, rows: _Rows, rest: list[int], w: list[int]):
+def group_cholesky(sd: np.ndarray, corr: float, xbar: np.ndarray | None) -> np.ndarray:
+    """Per-group Cholesky factors (J, q, q) of the covariance of ``(c_j, b_j1)``.
+
+    With a varying slope the likelihood uses the slope column's within-group deviations,
+    so the sampled intercept is ``c_j = b_j0 + xbar_j b_j1`` and its covariance with the
+    slope is ``T_j S T_j'``, ``T_j = [[1, xbar_j], [0, 1]]`` (unit determinant).
+    """
+    q = len(sd)
+    if q == 1:
+        return np.full((1 if xbar is None else len(xbar), 1, 1), sd[0])
+    S = np.array([[sd[0] ** 2, corr * sd[0] * sd[1]], [corr * sd[0] * sd[1], sd[1] ** 2]])
+    T = np.zeros((len(xbar), 2, 2))
+    T[:, 0, 0] = T[:, 1, 1] = 1.0
+    T[:, 0, 1] = xbar
+    return np.linalg.cholesky(T @ S @ np.swapaxes(T, 1, 2))
+
+
+def _profile_log_tau(b_hat, h, X, tau_scale):
+    """Posterior mode and SD of ``log tau`` for one group coordinate, by a normal approximation.
+
+    Group ``j``'s data estimate ``b_hat_j`` has precision ``h_j``; then approximately
+    ``b_hat_j ~ N(X_j gamma, tau^2 + 1 / h_j)``. The mean coefficients ``gamma`` are
+    profiled out (weighted least squares) over a grid of ``log tau``, and the
+    ``HalfNormal(tau_scale)`` prior with the Jacobian of ``log tau`` is added, so the mode
+    exists even where the data say ``tau`` is near zero. The SD comes from the curvature
+    at the mode. Returns ``(tau, sd_log_tau, gamma)``.
+    """
+    grid = np.linspace(np.log(0.01), np.log(5.0 * tau_scale), 241)
+    ll = np.empty(grid.size)
+    gammas = []
+    for i, lt in enumerate(grid):
+        wt = 1.0 / (np.exp(2 * lt) + 1.0 / h)
+        XtW = X.T * wt
+        gamma = np.linalg.lstsq(XtW @ X, XtW @ b_hat, rcond=None)[0]
+        r = b_hat - X @ gamma
+        ll[i] = 0.5 * np.sum(np.log(wt) - wt * r**2) - 0.5 * np.exp(2 * lt) / tau_scale**2 + lt
+        gammas.append(gamma)
+    i = int(np.clip(np.argmax(ll), 1, grid.size - 2))
+    step = grid[1] - grid[0]
+    curv = (ll[i + 1] - 2 * ll[i] + ll[i - 1]) / step**2
+    sd = 1.0 / np.sqrt(-curv) if curv < 0 else 1.0
+    return float(np.exp(grid[i])), float(np.clip(sd, 0.03, 1.5)), gammas[i]
+
+
+def _prefit(design: Design, priors: Priors, rows: _Rows, row: list[int], w: list[int],
+            glev: list[int], G: np.ndarray, Grow: np.ndarray, xbar: np.ndarray | None):
     """Quick approximation of the posterior: the starting point and scales of whitening.
 
-    Returns ``theta0`` (p,), the pooled Hessian ``H0`` (p, p), every group's
-    coefficient mode ``b`` (J, q) and Hessian ``Hb`` (J, q, q) under the prior
-    ``N(theta_w, S0)``, and the group SDs and correlation of ``S0``: the spread of the
-    group modes less their mean sampling variance (floored at 0.05).
+    One Newton solve per group under a wide prior gives each group's data estimate and
+    precision; :func:`_profile_log_tau` turns them into the mode and SD of every group
+    SD (the group-level columns ``G`` regressed out of the intercepts); a second Newton
+    solve under that prior gives the group modes. ``Grow`` holds the group means of
+    the row-level columns (``rows`` holds their within-group deviations), ``xbar``
+    those of the varying slope's column (the group coefficients are ``(c_j, b_j1)``,
+    see :func:`group_cholesky`).
+
+    Returns ``theta0`` (p,), the Hessian ``H_row`` of the row-level coefficients given
+    the group coefficients, every group's coefficient mode ``b`` (J, q) and Hessian
+    ``Hb`` (J, q, q), the group SDs ``sd`` (q,) with the SDs of their logarithms
+    ``sd_log`` (q,), the correlation ``corr0`` and the SD of its logit ``sd_corr``, and
+    the approximate covariance of the intercept-mean coefficients ``[theta_0,
+    theta_glev]``, and every group's mean ``(J, q)`` at ``theta0``.
     """
     q, J = len(w), design.n_groups
-    theta0, H0 = _newton_pooled(design, priors)
-    b_init = np.tile(theta0[w], (J, 1))
-    typical = np.full(q, _TYPICAL_GROUP_SD)
-    b, Hb = _group_newton(rows, theta0[rest], b_init, theta0[w], np.diag(1 / typical**2))
-    S = np.cov(b.T).reshape(q, q) - np.linalg.inv(Hb).mean(axis=0)
-    sd = np.sqrt(np.clip(np.diag(S), 0.05**2, None))
-    corr0 = float(np.clip(S[0, 1] / (sd[0] * sd[1]), -0.8, 0.8)) if q == 2 else 0.0
-    R = np.array([[1.0, corr0], [corr0, 1.0]])[:q, :q]
-    S0 = sd[:, None] * R * sd[None, :]
-    theta_w = b.mean(axis=0)
-    b, Hb = _group_newton(rows, theta0[rest], b, theta_w, np.linalg.inv(S0), iterations=3)
+    theta0, _ = _newton_pooled(design, priors)
+    G1 = np.column_stack([np.ones(J), G])
+
+    def group_mean(theta):
+        mean = np.tile(theta[w], (J, 1))
+        mean[:, 0] += G @ theta[glev] + Grow @ theta[row]
+        if q == 2:
+            mean[:, 0] += xbar * theta[w[1]]
+        return mean
+
+    wide = np.full(q, 2.0 * _TYPICAL_GROUP_SD)
+    start = group_mean(theta0)
+    b, Hb = _group_newton(rows, theta0[row], start, start, np.diag(1 / wide**2))
+    # Each group's data estimate (the prior's pull undone) and its marginal precision.
+    Vd = np.linalg.inv(Hb - np.diag(1 / wide**2) + 1e-8 * np.eye(q))
+    b_hat = b + (Vd @ ((b - start) / wide**2)[..., None])[..., 0]
+    h = 1.0 / np.diagonal(Vd, axis1=1, axis2=2)
+    sd, sd_log = np.empty(q), np.empty(q)
     theta0 = theta0.copy()
-    theta0[w] = theta_w
-    return theta0, H0, b, Hb, sd, corr0
+    for a in range(q):
+        if a == 0:
+            target, X = b_hat[:, 0] - Grow @ theta0[row], G1
+            if q == 2:
+                target = target - xbar * b_hat[:, 1]  # back to b_j0
+        else:
+            target, X = b_hat[:, a], np.ones((J, 1))
+        sd[a], sd_log[a], gamma = _profile_log_tau(target, h[:, a], X, float(priors.tau_scale))
+        if a == 0:
+            theta0[0], theta0[glev] = gamma[0], gamma[1:]
+        else:
+            theta0[w[a]] = gamma[0]
+    # Groups whose data inform coordinate a (shrinkage weights): the effective number of
+    # groups behind the correlation.
+    shrink = sd**2 * h / (1 + sd**2 * h)
+    corr0, sd_corr = 0.0, 0.0
+    if q == 2:
+        r = b_hat - group_mean(theta0)
+        r[:, 0] -= xbar * r[:, 1]  # (b_j0, b_j1) residuals
+        wt = shrink[:, 0] * shrink[:, 1]
+        c = np.sum(wt * r[:, 0] * r[:, 1]) / np.sqrt(np.sum(wt * r[:, 0] ** 2)
+                                                     * np.sum(wt * r[:, 1] ** 2))
+        corr0 = float(np.clip(c, -0.5, 0.5))
+        j_eff = max(float(shrink.min(axis=1).sum()), 1.0)
+        sd_corr = float(np.clip(2.0 / np.sqrt(j_eff), 0.1, 1.5))
+    Lj = group_cholesky(sd, corr0, xbar)
+    prec = np.linalg.inv(Lj @ np.swapaxes(Lj, 1, 2))
+    b, Hb = _group_newton(rows, theta0[row], b, group_mean(theta0), prec, iterations=4)
+    cov_mean = np.linalg.inv(G1.T @ G1) * (sd[0] ** 2 + np.linalg.inv(Hb)[:, 0, 0].mean())
+    H_row = np.diag(1.0 / np.asarray(priors.theta_sd, dtype=float)[row] ** 2)
+    if row:
+        eta = rows.eta(theta0[row], b)
+        _, prob = _softplus_sigmoid(eta)
+        H_row = H_row + (rows.Z_rest * (prob * (1 - prob))[:, None]).T @ rows.Z_rest
+    return theta0, H_row, b, Hb, sd, sd_log, corr0, sd_corr, cov_mean, group_mean(theta0)
 
 
-def _whitening(design, rest, w, theta0, H0, b, Hb, sd, corr0, centred):
+def _whitening(design, row, w, glev, theta0, H_row, b, Hb, sd, sd_log, corr0, sd_corr,
+               cov_mean, lam, mean_pre, xbar):
     """Affine map ``v = m + C w`` that makes the posterior roughly N(0, I).
 
     The population block (``theta``, ``log tau``, ``logit((1 + corr) / 2)``) gets a
-    diagonal scale ``s``; the group block, in group order, ``F = M + C R`` with a lower
-    triangular ``C`` per group over its centred coordinates (its approximate
-    conditional covariance) and the identity for non-centred ones.
+    dense scale ``P``: the Cholesky factor of the conditional covariance of the
+    row-level coefficients (``H_row^-1``), of ``cov_mean`` for the intercept and the
+    group-level columns, and diagonal entries for the rest. The group block, in group
+    order, is ``F = M + C R``: ``F`` is the sampled coordinate of the partially centred
+    parameterisation (see :func:`build_logit_model`), an affine function ``F = A b +
+    const`` of the group's coefficients ``b`` at the prefit hyper-parameters, so its
+    mean is ``M`` and ``C`` (lower triangular per group) is the Cholesky factor of
+    ``A V A'`` with ``V`` the group's approximate posterior covariance.
     """
     p, q, J = design.p, len(w), design.n_groups
-    s_theta = np.empty(p)
-    if rest:
-        s_theta[rest] = np.sqrt(np.clip(np.diag(np.linalg.inv(H0[np.ix_(rest, rest)])),
-                                        1e-12, None))
-    s_theta[w] = sd / np.sqrt(J)
+    n_pop = p + q + (q == 2)
+    P = np.zeros((n_pop, n_pop))
+    if row:
+        P[np.ix_(row, row)] = np.linalg.cholesky(np.linalg.inv(H_row))
+    mean_cols = [0, *glev]
+    P[np.ix_(mean_cols, mean_cols)] = np.linalg.cholesky(cov_mean)
+    if q == 2:
+        P[w[1], w[1]] = sd[1] / np.sqrt(J)
     m = [*theta0, *np.log(sd)]
-    s = [*s_theta, *np.full(q, 1.0 / np.sqrt(2.0 * J) + 0.05)]
+    for a in range(q):
+        P[p + a, p + a] = sd_log[a]
     if q == 2:
         m.append(float(np.log1p(corr0) - np.log1p(-corr0)))  # logit((1 + corr) / 2)
-        s.append(2.0 / np.sqrt(J) + 0.1)
-    # Group block: the covariance of the centred coordinates given nothing else moves.
+        P[p + q, p + q] = sd_corr
     V = np.linalg.inv(Hb)  # (J, q, q)
-    M = np.where(centred, b, 0.0)
-    C = np.zeros((J, q, q))
-    for a in range(q):
-        C[:, a, a] = np.where(centred[:, a], np.sqrt(V[:, a, a]), 1.0)
+    # F_a = lam_a mean_a + L_aa^(lam_a - 1) (b_a - mean_a), mean_1 = theta_1 + l10 z_0,
+    # with the group's own Cholesky factor L (group_cholesky).
+    Lj = group_cholesky(sd, corr0, xbar)
+    L00 = Lj[:, 0, 0]
+    d0 = L00 ** (lam[:, 0] - 1)
+    M = np.empty((J, q))
+    A = np.zeros((J, q, q))
+    M[:, 0] = lam[:, 0] * mean_pre[:, 0] + d0 * (b[:, 0] - mean_pre[:, 0])
+    A[:, 0, 0] = d0
     if q == 2:
-        both = centred.all(axis=1)
-        if both.any():
-            C[both] = np.linalg.cholesky(V[both])
-    return np.asarray(m), np.asarray(s), M, C
+        l10, L11 = Lj[:, 1, 0], Lj[:, 1, 1]
+        mean1 = mean_pre[:, 1] + l10 * (b[:, 0] - mean_pre[:, 0]) / L00
+        d1 = L11 ** (lam[:, 1] - 1)
+        M[:, 1] = lam[:, 1] * mean1 + d1 * (b[:, 1] - mean1)
+        A[:, 1, 1] = d1
+        A[:, 1, 0] = (lam[:, 1] - d1) * l10 / L00
+    cov = A @ V @ np.swapaxes(A, 1, 2)
+    C = np.linalg.cholesky(cov + 1e-12 * np.eye(q))
+    return np.asarray(m), P, M, C
 
 
 # --------------------------------------------------------------------------- the model
@@ -353,7 +534,7 @@ def build_logit_model(
     design : Design
     priors : Priors
     parameterization : {"auto", "centered", "noncentered"}
-        Group effects: see :func:`centered_mask` (``"auto"`` uses the group SDs
+        Group effects: see :func:`centring_weights` (``"auto"`` uses the group SDs
         estimated from the data).
     numpy_likelihood : bool, default True
         Compute the log-likelihood with :class:`LogitLoglik` (a NumPy operation: fast
@@ -365,8 +546,10 @@ def build_logit_model(
         With a group: one free vector ``w`` (the whitened unconstrained parameters);
         deterministics ``theta`` (standardised coefficients), ``tau``, ``corr``
         (varying slope) and ``u`` (J, q): the standardised group effects (deviations
-        from ``theta``) in group order. ``model.centred`` is the (J, q) mask of
-        centred coefficients. Without a group: ``theta`` is the free variable. The log
+        from ``theta`` and from the group-level part of the mean) in group order.
+        ``model.centring`` is the (J, q) array of centring weights ``lam``,
+        ``model.centred`` the mask ``lam > 1/2``, ``model.group_level`` the names of
+        the columns constant within groups. Without a group: ``theta`` is the free variable. The log
         posterior is in ``Potential`` terms.
 
     Notes
@@ -393,11 +576,17 @@ def build_logit_model(
 
     p, J = design.p, design.n_groups
     w = list(design.varying)
-    rest = [k for k in range(p) if k not in w]
-    rows = _Rows(design, rest, w, design.group_codes)
-    theta0, H0, b, Hb, sd, corr0 = _prefit(design, priors, rows, rest, w)
-    centred = centered_mask(design, parameterization, group_sd=sd)
-    m, s, M, Cg = _whitening(design, rest, w, theta0, H0, b, Hb, sd, corr0, centred)
+    glev = group_level_columns(design)
+    row = [k for k in range(p) if k not in w and k not in glev]
+    G, Grow = group_means(design, glev), group_means(design, row)
+    xbar = group_means(design, [w[1]])[:, 0] if q == 2 else None
+    rows = _Rows(design, row, w, design.group_codes, rest_means=Grow, slope_means=xbar)
+    theta0, H_row, b, Hb, sd, sd_log, corr0, sd_corr, cov_mean, mean_pre = _prefit(
+        design, priors, rows, row, w, glev, G, Grow, xbar)
+    lam = centring_weights(design, parameterization, group_sd=sd * np.exp(-sd_log))
+    centred = lam > 0.5
+    m, P, M, Cg = _whitening(design, row, w, glev, theta0, H_row, b, Hb, sd, sd_log, corr0,
+                             sd_corr, cov_mean, lam, mean_pre, xbar)
     n_pop = p + q + (q == 2)
 
     labels = [str(v) for v in design.group_labels]
@@ -412,7 +601,7 @@ def build_logit_model(
     # Every data-dependent number is a shared variable: a literal would be compiled
     # into the C code, which would then be rebuilt for each data set.
     sh = {
-        "m": m, "s": s,
+        "m": m, "P": P, "G": G, "Grow": Grow,
         "theta_mu": np.asarray(priors.theta_mu, dtype=float),
         "theta_sd": np.asarray(priors.theta_sd, dtype=float),
         "tau_scale": np.asarray(priors.tau_scale, dtype=float),
@@ -421,15 +610,15 @@ def build_logit_model(
     for a in range(q):
         sh[f"M{a}"] = M[:, a]
         sh[f"C{a}{a}"] = Cg[:, a, a]
-        sh[f"c{a}"] = centred[:, a].astype(float)
-        sh[f"n_c{a}"] = float(centred[:, a].sum())
+        sh[f"lam{a}"] = lam[:, a]
     if q == 2:
         sh["C10"] = Cg[:, 1, 0]
+        sh["xbar"] = xbar
     sh = {k: pytensor.shared(np.asarray(v, dtype=float), name=k) for k, v in sh.items()}
 
     with pm.Model(coords=coords) as model:
         wv = pm.Flat("w", dims="unconstrained")
-        pop = sh["m"] + sh["s"] * wv[:n_pop]
+        pop = sh["m"] + pt.dot(sh["P"], wv[:n_pop])
         theta = pop[:p]
         log_tau = pop[p : p + q]
         tau = pt.exp(log_tau)
@@ -441,28 +630,44 @@ def build_logit_model(
             x = pop[p + q]
             corr = pt.tanh(x / 2)  # = 2 sigmoid(x) - 1; Beta(eta, eta) on (1 + corr) / 2
             lp = lp - sh["lkj_eta"] * (pt.softplus(x) + pt.softplus(-x))
-            l10 = tau[1] * corr
-            L_diag.append(tau[1] * pt.sqrt(1 - corr**2))
+            # Per-group Cholesky factor of the covariance of (c_j, b_j1) (group_cholesky).
+            xb = sh["xbar"]
+            s01 = tau[0] * tau[1] * corr
+            L00 = pt.sqrt(tau[0] ** 2 + 2 * xb * s01 + xb**2 * tau[1] ** 2)
+            l10 = (s01 + xb * tau[1] ** 2) / L00
+            L_diag = [L00, tau[0] * tau[1] * pt.sqrt(1 - corr**2) / L00]
         R = wv[n_pop:].reshape((J, q))
         F0 = sh["M0"] + sh["C00"] * R[:, 0]
         F = [F0] if q == 1 else [F0, sh["M1"] + sh["C10"] * R[:, 0] + sh["C11"] * R[:, 1]]
-        # Coordinate a: centred (c = 1) samples b_ja, non-centred (c = 0) samples z_ja.
+        # The group means of the population columns enter every group's intercept mean
+        # (the rows carry the within-group deviations), (J,).
+        g_term = pt.zeros(J)
+        if glev:
+            g_term = g_term + pt.dot(sh["G"], theta[glev])
+        if row:
+            g_term = g_term + pt.dot(sh["Grow"], theta[row])
+        # Coordinate a of group j, partially centred with weight lam (1: the coefficient
+        # b_ja itself is sampled, 0: the standard normal z_ja): the sampled value is
+        # F = lam mean + L_aa^lam z, so that b = mean + L_aa z; density log N(z | 0, 1)
+        # plus the Jacobian -lam log L_aa.
         zs, bs = [], []
         for a in range(q):
-            c, La = sh[f"c{a}"], L_diag[a]
-            mean = theta[w[a]] + (l10 * zs[0] if a == 1 else 0.0)
-            z = c * ((F[a] - mean) / La) + (1 - c) * F[a]
-            bs.append(c * F[a] + (1 - c) * (mean + La * F[a]))
+            lam_a, La = sh[f"lam{a}"], L_diag[a]
+            if a == 0:
+                mean = theta[0] + g_term + (xb * theta[w[1]] if q == 2 else 0.0)
+            else:
+                mean = theta[w[a]] + l10 * zs[0]
+            z = (F[a] - lam_a * mean) * pt.exp(-lam_a * pt.log(La))
+            bs.append(mean + La * z)
             zs.append(z)
-            # log N(z | 0, 1) and, for centred entries, the Jacobian 1 / L_aa.
-            lp = lp - 0.5 * pt.sum(z**2) - sh[f"n_c{a}"] * pt.log(La)
+            lp = lp - 0.5 * pt.sum(z**2) - pt.sum(lam_a * pt.log(La))
         coef = bs[0][:, None] if q == 1 else pt.stack(bs, axis=1)  # (J, q), group order
         if numpy_likelihood:
-            loglik = _make_loglik_op()(rows)(theta[rest], coef)[0]
+            loglik = _make_loglik_op()(rows)(theta[row], coef)[0]
         else:
             y = pytensor.shared(rows.y, name="y")
-            eta = (pt.dot(pytensor.shared(rows.Z_rest, name="Z_rest"), theta[rest])
-                   if rest else pt.zeros(len(rows.y)))
+            eta = (pt.dot(pytensor.shared(rows.Z_rest, name="Z_rest"), theta[row])
+                   if row else pt.zeros(len(rows.y)))
             for a, W in enumerate(rows.W):
                 g = coef[:, a][rows.codes]
                 eta = eta + (g if W is None else g * pytensor.shared(W, name=f"W{a}"))
@@ -472,6 +677,16 @@ def build_logit_model(
         pm.Deterministic("tau", tau, dims="varying")
         if q == 2:
             pm.Deterministic("corr", corr)
-        pm.Deterministic("u", coef - theta[w][None, :], dims=("group", "varying"))
+        # Deviations from the group's mean (group-level columns included in the mean),
+        # the intercept back from c_j = b_j0 + xbar_j b_j1.
+        if q == 1:
+            u = coef - (theta[0] + g_term)[:, None]
+        else:
+            b0 = bs[0] - xb * bs[1]
+            u = pt.stack([b0 - theta[0] - g_term, bs[1] - theta[w[1]]], axis=1)
+        pm.Deterministic("u", u, dims=("group", "varying"))
     model.centred = centred
+    model.centring = lam
+    model.slope_means = xbar
+    model.group_level = [design.terms[k] for k in glev]
     return model

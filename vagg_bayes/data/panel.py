@@ -501,6 +501,15 @@ def _check_groups(df: pd.DataFrame, spec: Spec, source: str) -> None:
                 "is not identified. Set varying_slope = false; varying intercepts work with "
                 "a group-level treatment."
             )
+    if spec.varying_mediator is not None:
+        m = spec.varying_mediator
+        within = df.groupby(group, sort=False, observed=True)[m].nunique()
+        if int(within.max()) < 2:
+            raise DataError(
+                f"Mediator '{m}' in {source} is constant within every group of '{group}', so "
+                f"its effect on the outcome cannot vary by group ([model].varying_mediator = "
+                f"\"{m}\"). Remove varying_mediator from the spec."
+            )
 
 
 def _check_control(df: pd.DataFrame, col: str, treatment: str, source: str) -> None:

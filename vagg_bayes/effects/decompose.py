@@ -5,9 +5,11 @@ separately; their posteriors factorise, so draw ``(chain, draw)`` of every equat
 together form one joint draw. From them, per draw:
 
 - Gaussian outcome (MATH.md section 2): ``direct = c``, ``indirect:<m> = a_m b_m``,
-  ``indirect = sum_m a_m b_m``, ``total = direct + indirect``; ``c`` and ``a_m`` are
-  averages over the outcome sample's rows of the group-specific slopes (the
-  coefficient plus, with a varying slope, the group's deviation).
+  ``indirect = sum_m a_m b_m``, ``total = direct + indirect``; ``c`` and ``a_m b_m``
+  are averages over the outcome sample's rows of the group-specific slopes and
+  products (the coefficient plus, with a varying slope, the group's deviation; with a
+  varying mediator path the average of ``a_mj b_mj`` includes their covariance across
+  groups).
 - Bernoulli outcome (MATH.md section 3): the g-formula over the sample, on the
   probability scale, with R ``mediation``'s names (``control`` is ``t = 0``,
   ``treated`` ``t = 1``; ``direct`` and ``indirect`` the average of the two).
@@ -54,14 +56,15 @@ class Decomposition:
     group_rows: np.ndarray | None
 
 
-def group_slopes(fit: EquationFit, labels: np.ndarray | None) -> np.ndarray:
-    """Treatment slope of each group named in ``labels``: (chain, draw, J).
+def group_slopes(fit: EquationFit, labels: np.ndarray | None,
+                 column: str | None = None) -> np.ndarray:
+    """Slope of the treatment (or of ``column``) in each group of ``labels``: (chain, draw, J).
 
     The coefficient plus, when the slope varies by group, that group's deviation.
     ``labels`` are the outcome equation's groups (``None``: one column); a group the
     equation did not see gets the population slope.
     """
-    k = fit.design.treatment_index
+    k = fit.design.treatment_index if column is None else fit.design.terms.index(column)
     beta = fit.beta[..., k]
     J = 1 if labels is None else len(labels)
     out = np.repeat(beta[..., None], J, axis=-1)
@@ -112,11 +115,12 @@ def decompose(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decomp
     -----
     Gaussian outcome, with ``w_j`` the share of the sample's rows in group ``j``::
 
-        c_j = c + u^c_j,    a_mj = a_m + u^m_j     (u = 0 without a varying slope)
-        direct = sum_j w_j c_j,   indirect:<m> = b_m sum_j w_j a_mj,
+        c_j = c + u^c_j,  a_mj = a_m + u^m_j,  b_mj = b_m + u^b_mj  (u = 0 unless varying)
+        direct = sum_j w_j c_j,   indirect:<m> = sum_j w_j a_mj b_mj
+                 (= mean(a) mean(b) + cov_w(a_m., b_m.) across groups),
         indirect = sum_m indirect:<m>,   total = direct + indirect   (exact per draw)
 
-    Within group ``j``: ``direct_j = c_j`` and ``indirect_j = sum_m b_m a_mj``.
+    Within group ``j``: ``direct_j = c_j`` and ``indirect_j = sum_m b_mj a_mj``.
 
     Bernoulli outcome: see :func:`gformula`.
     """
@@ -132,8 +136,8 @@ def decompose(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decomp
     labels, _, rows = _groups(outcome)
     w = rows / rows.sum()
     c_j = group_slopes(outcome, labels)  # (C, D, J)
-    path_j = {m: mediator_coefficient(outcome, m)[..., None] * group_slopes(f, labels)
-              for m, f in mediators.items()}  # b_m a_mj
+    path_j = {m: group_slopes(outcome, labels, m) * group_slopes(f, labels)
+              for m, f in mediators.items()}  # b_mj a_mj
     paths = {f"indirect:{m}": v @ w for m, v in path_j.items()}
     direct = c_j @ w
     indirect = sum(paths.values(), np.zeros(draws_shape))
@@ -165,7 +169,7 @@ def gformula(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decompo
     (continuous: the observed value and that plus one), the potential mediators are
     ``M_k(t) = M_k + a_kj d(t)``, so the linear predictor with the treatment at ``t``
     and mediator ``k`` at ``t_k`` is ``eta_i + c_j d(t) + sum_k s_k d(t_k)`` with
-    ``s_k = b_k a_kj``. With ``F`` the inverse logit and means over rows::
+    ``s_k = b_kj a_kj``. With ``F`` the inverse logit and means over rows::
 
         NDE(t)   = mean F(eta(1, M(t)))            - F(eta(0, M(t)))
         NIE(t)   = mean F(eta(t, M(1)))            - F(eta(t, M(0)))
@@ -186,8 +190,8 @@ def gformula(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decompo
     CD = C * D
     d0, d1 = treatment_shifts(design.X[:, design.treatment_index])
     c_j = group_slopes(outcome, labels).reshape(CD, J)
-    s_j = {m: (mediator_coefficient(outcome, m)[..., None] * group_slopes(f, labels))
-           .reshape(CD, J) for m, f in mediators.items()}
+    s_j = {m: (group_slopes(outcome, labels, m) * group_slopes(f, labels)).reshape(CD, J)
+           for m, f in mediators.items()}
     names = ["total", "direct:control", "direct:treated", "indirect:control",
              "indirect:treated"]
     for m in mediators:

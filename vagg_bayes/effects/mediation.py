@@ -2,8 +2,8 @@
 
 One Gaussian equation per mediator (mediator on treatment, controls, time and group
 effects; a varying treatment slope with ``spec.varying_slope``) and the outcome
-equation (outcome on treatment, every mediator and the controls), each fitted on its
-own: with independent priors and errors the joint posterior factorises, so draw
+equation (outcome on treatment, every mediator and the controls; the slope of
+``spec.varying_mediator`` varying by group when set), each fitted on its own: with independent priors and errors the joint posterior factorises, so draw
 ``(chain, draw)`` of every equation together is one joint draw (MATH.md section 2).
 
 A *city-level* mediator (constant within every (group, time) cell, or within every
@@ -33,7 +33,6 @@ from vagg_bayes.effects.decompose import (
     Decomposition,
     decompose,
     group_slopes,
-    mediator_coefficient,
 )
 from vagg_bayes.effects.sensitivity import (
     LOGISTIC_SD,
@@ -123,6 +122,15 @@ def mediator_design(panel: pd.DataFrame, spec: Spec, mediator: str) -> tuple[Des
     return design, note
 
 
+def outcome_design(panel: pd.DataFrame, spec: Spec, response: str | None = None) -> Design:
+    """The outcome equation's design: treatment, every mediator, the controls; the slope
+    of ``spec.varying_mediator`` (else, with ``spec.varying_slope``, the treatment's)
+    varying by group."""
+    return build_design(panel, spec, response=response,
+                        regressors=[spec.treatment, *spec.mediators, *spec.controls],
+                        varying_column=spec.varying_mediator)
+
+
 def _path_draws(outcome: EquationFit, fits: dict, dec: Decomposition) -> dict:
     """Per mediator: the draws (flattened) that the sensitivity analysis needs."""
     labels = dec.group_labels
@@ -133,7 +141,7 @@ def _path_draws(outcome: EquationFit, fits: dict, dec: Decomposition) -> dict:
         sigma_y = np.full(outcome.beta.shape[0] * outcome.beta.shape[1], LOGISTIC_SD)
     return {
         m: {"a": (group_slopes(f, labels) @ w).reshape(-1),
-            "b": mediator_coefficient(outcome, m).reshape(-1),
+            "b": (group_slopes(outcome, labels, m) @ w).reshape(-1),
             "sigma_m": f.sigma.reshape(-1), "sigma_y": sigma_y}
         for m, f in fits.items()
     }
@@ -219,10 +227,7 @@ def fit_mediation(
     """
     if not spec.mediators:
         raise ValueError("fit_mediation needs a spec with mediators; use estimate() instead.")
-    outcome_design = build_design(
-        panel, spec, regressors=[spec.treatment, *spec.mediators, *spec.controls]
-    )
-    outcome = fit_equation(outcome_design, spec.family, settings,
+    outcome = fit_equation(outcome_design(panel, spec), spec.family, settings,
                            parameterization=parameterization)
     med_fits: dict[str, EquationFit] = {}
     notes: dict[str, dict] = {}
@@ -242,6 +247,13 @@ def fit_mediation(
         tables["group_mediation"] = group_mediation_table(dec, spec.group)
     city_level = [m for m in spec.mediators if notes[m]["level"] != "row"]
     skew = {m: _skewness(dec.draws[f"indirect:{m}"]) for m in spec.mediators}
+    if spec.varying_mediator is not None:
+        notes[spec.varying_mediator]["varying_path"] = (
+            f"its effect on the outcome varies by {spec.group}; the average indirect effect "
+            "is the row-weighted mean of a_j b_j (it includes their covariance across "
+            "groups); the sensitivity analysis uses the average paths; the direct effect is "
+            "a common slope in the outcome equation"
+        )
     meta = {
         "mediators": notes,
         "sensitivity_scale": scale,
