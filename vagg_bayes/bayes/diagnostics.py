@@ -111,9 +111,10 @@ def check_draws(draws: dict[str, np.ndarray], divergences: int) -> Diagnostics:
             "Remedy: run longer (--tune 2000 --draws 2000) and more chains (--chains 4)."
         )
     if bulk and min(min_b, min_t) < ESS_MIN:
-        which, val = (worst_b, min_b) if min_b <= min_t else (worst_t, min_t)
+        which, val, kind = ((worst_b, min_b, "bulk") if min_b <= min_t
+                            else (worst_t, min_t, "tail"))
         problems.append(
-            f"effective sample size of {which} is {val:.0f} (< {ESS_MIN}): intervals are "
+            f"effective sample size ({kind}) of {which} is {val:.0f} (< {ESS_MIN}): intervals are "
             "unreliable. Remedy: more draws (--draws 2000) or chains (--chains 4)."
         )
     return Diagnostics(

@@ -10,6 +10,8 @@ May import: numpy, pandas, arviz, vagg_bayes.bayes, vagg_bayes.report.*, vagg_ba
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -94,9 +96,9 @@ class EstimateResult:
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     # ----------------------------------------------------------------- tables
-    @property
+    @functools.cached_property
     def diagnostics(self) -> Diagnostics:
-        """Worst diagnostics over every equation and every reported effect."""
+        """Worst diagnostics over every equation and every reported effect (computed once)."""
         parts = [f.diagnostics for f in self.fits.values()]
         parts.append(check_draws(dict(self.effect_draws), 0))
         return combine_diagnostics(parts)
