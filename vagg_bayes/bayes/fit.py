@@ -158,9 +158,6 @@ def fit_equation(
     -------
     EquationFit
     """
-    import arviz as az
-    import xarray as xr
-
     priors = priors if priors is not None else default_priors(design, family)
     q = len(design.varying)
     if family == "gaussian":
@@ -193,6 +190,21 @@ def fit_equation(
     else:  # validated by Spec; kept for direct callers
         raise ValueError(f"family must be 'gaussian' or 'bernoulli'; got {family!r}.")
 
+    return _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, wall)
+
+
+def _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, wall, *,
+              extra: dict | None = None) -> EquationFit:
+    """Data-scale draws -> an :class:`EquationFit` with its InferenceData and diagnostics.
+
+    ``ll`` is the log-likelihood (draws, groups or rows), computed here when None;
+    ``extra`` adds posterior variables (chain, draw) that are diagnosed too.
+    """
+    import arviz as az
+    import xarray as xr
+
+    C, D = beta.shape[:2]
+    q = len(design.varying)
     fit = EquationFit(design, family, priors, beta, sigma, sd, corr_data, u, None, None, wall)
     if ll is None:
         if q:
@@ -212,6 +224,8 @@ def fit_equation(
         post["group_effect"] = (("chain", "draw", "group", "varying"), u)
         if corr_data is not None:
             post["group_corr"] = (("chain", "draw"), corr_data)
+    for name, arr in (extra or {}).items():
+        post[name] = (("chain", "draw"), arr)
     posterior = xr.Dataset(post, coords={**coords, "chain": idata.posterior.chain,
                                          "draw": idata.posterior.draw})
     groups = {"posterior": posterior, "sample_stats": idata.sample_stats}
@@ -223,13 +237,46 @@ def fit_equation(
                     **({"group": coords["group"]} if q else {})},
         )
     out = az.InferenceData(**groups)
-    diag_vars = ["beta", "sigma", "group_sd", "group_corr"]
+    diag_vars = ["beta", "sigma", "group_sd", "group_corr", *(extra or {})]
     if family == "bernoulli" and q:
         diag_vars.append("group_effect")
     diagnostics = diagnose(out, diag_vars)
     return EquationFit(
         design, family, priors, beta, sigma, sd, corr_data, u, out, diagnostics, wall
     )
+
+
+def fit_joint_pair(mediator: Design, outcome: Design, settings: SamplerSettings,
+                   ) -> tuple[EquationFit, EquationFit]:
+    """Fit a mediator and an outcome equation (both Gaussian, each with one varying
+    slope) whose group effects share one 4 x 4 covariance (:mod:`vagg_bayes.bayes.joint`).
+
+    Returns the two :class:`EquationFit` (the mediator's first). Both carry the joint
+    per-group log-likelihood; the outcome's posterior also holds ``path_corr``, the
+    correlation across groups of the two varying slopes (``a_j`` and ``b_j``).
+    """
+    from vagg_bayes.bayes.joint import fit_joint
+
+    priors = [default_priors(mediator, "gaussian"), default_priors(outcome, "gaussian")]
+    r = fit_joint(mediator, outcome, *priors, settings)
+    C, D = r["shape"]
+    J = mediator.n_groups
+    ll = r["ll"]
+    fits = []
+    for e, (design, pri) in enumerate(zip((mediator, outcome), priors)):
+        name = "m" if e == 0 else "y"
+        sl = slice(2 * e, 2 * e + 2)
+        theta = r[f"theta_{name}"].reshape(C, D, -1)
+        tau = r["tau"][:, sl].reshape(C, D, 2)
+        corr = r["corr"][:, 2 * e, 2 * e + 1].reshape(C, D)
+        u_std = r["g"][:, :, sl].reshape(C, D, J, 2)
+        beta, sd, corr_data, u = _to_data_scale(design, theta, tau, corr, u_std)
+        sigma = r[f"sigma_{name}"].reshape(C, D)
+        # slopes rescale by positive constants, so their correlation is scale-free
+        extra = {"path_corr": r["corr"][:, 1, 3].reshape(C, D)} if e == 1 else None
+        fits.append(_assemble(design, "gaussian", pri, beta, sigma, sd, corr_data, u, ll,
+                              r["idata"], r["wall"], extra=extra))
+    return fits[0], fits[1]
 
 
 def _row_loglik(fit: EquationFit) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from vagg_bayes.bayes.design import Design, build_design
-from vagg_bayes.bayes.fit import EquationFit, fit_equation
+from vagg_bayes.bayes.fit import EquationFit, fit_equation, fit_joint_pair
 from vagg_bayes.bayes.sample import SamplerSettings
 from vagg_bayes.effects.classical import N_BOOT, baron_kenny, classical_note
 from vagg_bayes.effects.decompose import (
@@ -120,6 +120,23 @@ def mediator_design(panel: pd.DataFrame, spec: Spec, mediator: str) -> tuple[Des
     note.update(rows=design.n, regressors=[spec.treatment, *spec.controls],
                 dropped_controls=[])
     return design, note
+
+
+def _joint_mediator(spec: Spec, designs: dict, y_design: Design) -> str | None:
+    """The mediator fitted jointly with the outcome, or None.
+
+    A Gaussian outcome whose ``varying_mediator`` path varies, when that mediator's
+    treatment path varies too (``varying_slope``) over the same groups: then the two
+    equations share one group covariance (:func:`~vagg_bayes.bayes.fit.fit_joint_pair`).
+    """
+    m = spec.varying_mediator
+    if m is None or spec.family != "gaussian" or not spec.varying_slope:
+        return None
+    d = designs[m]
+    if len(d.varying) != 2 or not np.array_equal(np.asarray(d.group_labels),
+                                                 np.asarray(y_design.group_labels)):
+        return None
+    return m
 
 
 def outcome_design(panel: pd.DataFrame, spec: Spec, response: str | None = None) -> Design:
@@ -227,15 +244,23 @@ def fit_mediation(
     """
     if not spec.mediators:
         raise ValueError("fit_mediation needs a spec with mediators; use estimate() instead.")
-    outcome = fit_equation(outcome_design(panel, spec), spec.family, settings,
-                           parameterization=parameterization)
+    y_design = outcome_design(panel, spec)
+    designs, notes = {}, {}
+    for m in spec.mediators:
+        designs[m], notes[m] = mediator_design(panel, spec, m)
+    joint = _joint_mediator(spec, designs, y_design)
     med_fits: dict[str, EquationFit] = {}
-    notes: dict[str, dict] = {}
+    if joint is not None:
+        med_fits[joint], outcome = fit_joint_pair(designs[joint], y_design, settings)
+    else:
+        outcome = fit_equation(y_design, spec.family, settings, parameterization=parameterization)
     for k, m in enumerate(spec.mediators):
-        design, notes[m] = mediator_design(panel, spec, m)
+        if m == joint:
+            continue
         seeded = dataclasses.replace(settings,
                                      random_seed=settings.random_seed + _SEED_STEP * (k + 1))
-        med_fits[m] = fit_equation(design, "gaussian", seeded)
+        med_fits[m] = fit_equation(designs[m], "gaussian", seeded)
+    med_fits = {m: med_fits[m] for m in spec.mediators}  # the spec's order
     dec = decompose(outcome, med_fits)
     paths = _path_draws(outcome, med_fits, dec)
     curves = sensitivity_curves(paths)
@@ -248,12 +273,22 @@ def fit_mediation(
     city_level = [m for m in spec.mediators if notes[m]["level"] != "row"]
     skew = {m: _skewness(dec.draws[f"indirect:{m}"]) for m in spec.mediators}
     if spec.varying_mediator is not None:
-        notes[spec.varying_mediator]["varying_path"] = (
+        m = spec.varying_mediator
+        how = ("its equation and the outcome equation were fitted jointly, their group "
+               "effects sharing one covariance (path_corr: the correlation of a_j and b_j)"
+               if joint else
+               "the equations were fitted separately, so the covariance of a_j and b_j is "
+               "estimated from their posterior group effects and shrinks with them")
+        notes[m]["varying_path"] = (
             f"its effect on the outcome varies by {spec.group}; the average indirect effect "
-            "is the row-weighted mean of a_j b_j (it includes their covariance across "
-            "groups); the sensitivity analysis uses the average paths; the direct effect is "
-            "a common slope in the outcome equation"
+            f"is the row-weighted mean of a_j b_j (it includes their covariance across "
+            f"groups); {how}; the sensitivity analysis uses the average paths; the direct "
+            "effect is a common slope in the outcome equation"
         )
+        if joint:
+            pc = np.asarray(outcome.idata.posterior["path_corr"]).reshape(-1)
+            notes[m]["path_corr"] = {"mean": float(pc.mean()),
+                                     "sd": float(pc.std())}
     meta = {
         "mediators": notes,
         "sensitivity_scale": scale,

@@ -41,6 +41,11 @@ def _coefficient_draws(fit: EquationFit, group: str | None, prefix: str = "") ->
             out[prefix + name] = fit.group_sd[..., k]
         if fit.group_corr is not None:
             out[f"{prefix}corr({group})"] = fit.group_corr
+    if fit.idata is not None and "path_corr" in fit.idata.posterior:
+        # a joint mediator-outcome fit: correlation of the mediator's treatment path and
+        # its path to the outcome across groups
+        name = f"corr_paths({group}:{fit.varying_terms[-1]})"
+        out[prefix + name] = np.asarray(fit.idata.posterior["path_corr"])
     return out
 
 
