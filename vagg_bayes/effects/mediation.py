@@ -3,8 +3,12 @@
 One Gaussian equation per mediator (mediator on treatment, controls, time and group
 effects; a varying treatment slope with ``spec.varying_slope``) and the outcome
 equation (outcome on treatment, every mediator and the controls; the slope of
-``spec.varying_mediator`` varying by group when set), each fitted on its own: with independent priors and errors the joint posterior factorises, so draw
-``(chain, draw)`` of every equation together is one joint draw (MATH.md section 2).
+``spec.varying_mediator`` varying by group when set), each fitted on its own: with
+independent priors and errors the joint posterior factorises, so draw ``(chain,
+draw)`` of every equation together is one joint draw (MATH.md section 2). The one
+exception: with a Gaussian outcome, ``varying_mediator`` and ``varying_slope``, that
+mediator's equation and the outcome's share one group covariance (so that ``a_j`` and
+``b_j`` may covary) and are fitted together (:func:`~vagg_bayes.bayes.fit.fit_joint_pair`).
 
 A *city-level* mediator (constant within every (group, time) cell, or within every
 group when there is no time column) is fitted on one row per cell, with only the
