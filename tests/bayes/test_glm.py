@@ -89,7 +89,7 @@ def test_whitened_logit_model_has_the_reference_posterior(spec_slope, frame_fact
 
 def test_auto_parameterisation_follows_the_information():
     """Large groups: centred; a slope with no variation within groups: non-centred."""
-    from vagg_bayes.bayes.glm import centered_mask
+    from vagg_bayes.bayes.glm import centered_mask, centring_weights
 
     rng = np.random.default_rng(0)
     J = 6
@@ -109,6 +109,12 @@ def test_auto_parameterisation_follows_the_information():
     assert not centered_mask(design, group_sd=np.array([0.5, 0.01]))[:, 1].any()
     assert centered_mask(design, "centered").all()
     assert not centered_mask(design, "noncentered").any()
+    lam = centring_weights(design)  # partial centring: the weight of the group's own data
+    assert np.all((lam >= 0) & (lam < 1)) and np.all(lam[:, 0] > 0)
+    assert lam[:5, 1].max() < 1e-10  # no variation within the group: non-centred
+    np.testing.assert_array_equal(lam > 0.5, mask)
+    assert centring_weights(design, "centered").min() == 1.0
+    assert centring_weights(design, "noncentered").max() == 0.0
 
 
 @pytest.mark.parametrize("varying_slope", [False, True])

@@ -112,11 +112,6 @@ def centring_weights(
     return it2 / (1.0 + it2)
 
 
-def centered_groups(design: Design, parameterization: str = "auto") -> np.ndarray:
-    """Boolean mask (J,): groups whose intercept is sampled centred (typical group SD)."""
-    return centered_mask(design, parameterization)[:, 0]
-
-
 def group_level_columns(design: Design) -> list[int]:
     """Population columns that are constant within every group (city-level controls).
 
