@@ -218,3 +218,6 @@ def test_varying_mediator_path_recovers_the_average_of_group_products():
     assert corr.hdi_low <= 0.9 <= corr.hdi_high and corr["mean"] > 0.5
     note = result.meta["mediators"]["channel"]
     assert "jointly" in note["varying_path"] and 0.5 < note["path_corr"]["mean"] < 1
+    priors = result.summary("priors").set_index(["equation", "parameter"])["prior"]
+    assert "4 x 4" in priors[("result", "corr(place)")]
+    assert "4 x 4" in priors[("channel", "corr(place)")]

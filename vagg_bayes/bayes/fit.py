@@ -11,6 +11,7 @@ May import: numpy, scipy, arviz, xarray and the other vagg_bayes.bayes modules.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -257,7 +258,8 @@ def fit_joint_pair(mediator: Design, outcome: Design, settings: SamplerSettings,
     """
     from vagg_bayes.bayes.joint import fit_joint
 
-    priors = [default_priors(mediator, "gaussian"), default_priors(outcome, "gaussian")]
+    priors = [dataclasses.replace(default_priors(d, "gaussian"), joint=True)
+              for d in (mediator, outcome)]
     r = fit_joint(mediator, outcome, *priors, settings)
     C, D = r["shape"]
     J = mediator.n_groups

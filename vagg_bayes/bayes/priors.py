@@ -35,6 +35,10 @@ class Priors:
         Half-normal scale of each group-effect SD.
     lkj_eta : float
         LKJ shape of the correlation of varying intercept and slope.
+    joint : bool
+        The equation was fitted jointly with a mediator equation
+        (:func:`vagg_bayes.bayes.fit.fit_joint_pair`): the LKJ prior is on the 4 x 4
+        correlation of both equations' group effects.
     family : str
     """
 
@@ -44,6 +48,7 @@ class Priors:
     tau_scale: float
     lkj_eta: float
     family: str
+    joint: bool = False
 
     def table(self, design: Design, group: str | None) -> pd.DataFrame:
         """Priors on the data scale, one row per parameter: ``parameter, prior``."""
@@ -61,7 +66,9 @@ class Priors:
                 name = f"sd({group})" if k == 0 else f"sd({group}:{design.terms[k]})"
                 rows.append((name, f"HalfNormal({self.tau_scale:.4g}) standardised scale"))
             if len(design.varying) == 2:
-                rows.append((f"corr({group})", f"LKJ({self.lkj_eta:g})"))
+                where = " on the 4 x 4 correlation of the joint mediator-outcome fit" \
+                    if self.joint else ""
+                rows.append((f"corr({group})", f"LKJ({self.lkj_eta:g}){where}"))
         return pd.DataFrame(rows, columns=["parameter", "prior"])
 
 
