@@ -193,7 +193,6 @@ class _Rows:
     def __init__(self, design: Design, rest: list[int], varying: list[int], codes: np.ndarray,
                  rest_means: np.ndarray | None = None, slope_means: np.ndarray | None = None):
         order = np.argsort(codes, kind="stable")
-        self.order = order
         self.J = design.n_groups
         self.counts = np.bincount(codes, minlength=self.J)
         if np.any(self.counts == 0):
@@ -210,7 +209,6 @@ class _Rows:
             for a in range(1, len(self.W)):
                 self.W[a] = self.W[a] - slope_means[codes[order]]
         self.codes = np.ascontiguousarray(codes[order], dtype=np.intp)
-        self.n_rest = len(rest)
 
     def group_sum(self, x: np.ndarray) -> np.ndarray:
         """Sum of ``x`` (rows in stored order) within each group, (J,)."""

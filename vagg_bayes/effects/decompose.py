@@ -83,11 +83,6 @@ def _label_index(known: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return pd.Index(known).get_indexer(pd.Index(labels))
 
 
-def mediator_coefficient(outcome: EquationFit, mediator: str) -> np.ndarray:
-    """Draws (chain, draw) of the outcome equation's coefficient of ``mediator``."""
-    return outcome.beta[..., outcome.design.terms.index(mediator)]
-
-
 def _groups(outcome: EquationFit):
     design = outcome.design
     if design.group_codes is None:

@@ -279,7 +279,7 @@ def fit_mediation(
     if spec.varying_mediator is not None:
         m = spec.varying_mediator
         how = ("its equation and the outcome equation were fitted jointly, their group "
-               "effects sharing one covariance (path_corr: the correlation of a_j and b_j)"
+               "effects sharing one covariance (path_corr; corr_paths in the coefficients)"
                if joint else
                "the equations were fitted separately, so the covariance of a_j and b_j is "
                "estimated from their posterior group effects and shrinks with them")
