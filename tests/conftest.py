@@ -71,3 +71,47 @@ def fitted_small():
                 group="school", time="wave")
     return estimate(small_panel(), spec,
                     settings=SamplerSettings(draws=1000, tune=500, random_seed=1))
+
+
+def firm_panel(n_towns=60, n_plants=20, n_periods=6, *, seed=0, quality_sd=1.0,
+               cell_sd=0.35, direct=0.2, a=0.4, b=0.3, unbalanced=0.0):
+    """Plants (firms) in towns (cities) over periods; a town-period treatment ``dig``.
+
+    A persistent, unobserved plant quality raises both the mediator ``cost_eff`` and the
+    outcome ``exp_res`` (it confounds the mediator-outcome path); a town quality raises
+    the treatment, the mediator and the outcome; town-period shocks (SD ``cell_sd``) hit
+    the mediator and the outcome. True effects: direct ``direct``, indirect ``a * b``,
+    total their sum. ``unbalanced`` is the share of plant-periods dropped at random.
+    """
+    rng = np.random.default_rng(seed)
+    J, F, T = n_towns, n_plants, n_periods
+    town_q = rng.normal(size=J)
+    town_fx = 0.3 * rng.normal(size=(2, J))  # town effects of the mediator and outcome
+    dig = 0.8 * town_q[:, None] + 0.1 * np.arange(T)[None] + rng.normal(size=(J, T))
+    shock_m = cell_sd * rng.normal(size=(J, T))
+    shock_y = cell_sd * rng.normal(size=(J, T))
+    period_fx = 0.2 * rng.normal(size=T)
+    plant = np.repeat(np.arange(J * F), T)
+    town = plant // F
+    t = np.tile(np.arange(T), J * F)
+    quality = quality_sd * rng.normal(size=J * F)[plant]
+    size = rng.normal(size=J * F)[plant] + 0.1 * rng.normal(size=plant.size)
+    d = dig[town, t]
+    m = (a * d + 0.8 * quality + 0.5 * town_q[town] + town_fx[0, town] + 0.2 * size
+         + shock_m[town, t]
+         + rng.normal(size=plant.size))
+    y = (direct * d + b * m + 0.8 * quality + 0.5 * town_q[town] + town_fx[1, town]
+         + 0.1 * size
+         + period_fx[t] + shock_y[town, t] + rng.normal(size=plant.size))
+    frame = pd.DataFrame({"plant": plant, "town": town, "period": 2000 + t, "dig": d,
+                          "cost_eff": m, "scale_ln": size, "exp_res": y})
+    if unbalanced:
+        frame = frame[rng.random(len(frame)) >= unbalanced].reset_index(drop=True)
+    truth = {"direct": direct, "indirect": a * b, "total": direct + a * b, "a": a, "b": b}
+    return frame, truth
+
+
+@pytest.fixture(scope="session")
+def firm_panel_factory():
+    """:func:`firm_panel`: (data, truth) of a plant-town-period panel."""
+    return firm_panel

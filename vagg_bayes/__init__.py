@@ -27,6 +27,7 @@ def __getattr__(name: str):
         "read_table": "vagg_bayes.data.panel",
         "validate_panel": "vagg_bayes.data.panel",
         "estimate": "vagg_bayes.pipeline",
+        "Analysis": "vagg_bayes.analysis",
         "SamplerSettings": "vagg_bayes.bayes.sample",
         "EstimateResult": "vagg_bayes.report.result",
         "load_graph": "vagg_bayes.graph",
@@ -40,6 +41,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__",
+    "Analysis",
     "EstimateResult",
     "SamplerSettings",
     "estimate",

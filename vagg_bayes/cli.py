@@ -16,20 +16,15 @@ May import: argparse and the standard library at module level; vagg_bayes.* lazi
 from __future__ import annotations
 
 import argparse
-import hashlib
-import platform
 import shutil
 import sys
 import time
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 from vagg_bayes.errors import VaggBayesError
 
 EXIT_BAD_INPUT = 2
-_VERSIONED = ("vagg-bayes", "pymc", "pytensor", "arviz", "numpy", "pandas", "scipy", "xarray",
-              "dowhy", "networkx")
 
 
 def _positive(name: str, minimum: int = 1):
@@ -81,33 +76,10 @@ def _sampler_options(p: argparse.ArgumentParser) -> None:
                    help="NUTS implementation (nutpie and numpyro are optional extras)")
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def _manifest(argv: list[str], data_path: Path | None, seed: int) -> dict:
-    return {
-        "command_line": ["vagg-bayes", *argv],
-        "versions": _versions(),
-        "platform": platform.platform(),
-        "seed": seed,
-        "data_file": str(data_path) if data_path else None,
-        "data_file_sha256": _file_sha256(data_path) if data_path else None,
-    }
+    from vagg_bayes.provenance import command_manifest
+
+    return command_manifest(argv, data_path, seed)
 
 
 def _check_out_dir(out: Path) -> None:

@@ -17,6 +17,8 @@ The file format is a contract (DESIGN.md section 4.1)::
     family        = "gaussian"   # "gaussian" | "bernoulli"
     varying_slope = false
     varying_mediator = "m_cost"      # optional: this mediator's effect on the outcome varies
+    unit_effects  = "within"     # repeated units: "within" | "fixed" | "random" | "none"
+    group_time_effects = true    # optional; default: on when the treatment varies by group-time
     graph         = "mechanisms.dot"   # optional, relative to the spec file
 
 Unknown keys are errors that name the key and list the valid ones.
@@ -32,11 +34,13 @@ from typing import Any
 from vagg_bayes.errors import SpecError
 
 FAMILIES = ("gaussian", "bernoulli")
+UNIT_EFFECTS = ("within", "fixed", "random", "none")
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "data": {"unit": str, "group": str, "time": str},
     "variables": {"outcome": str, "treatment": str, "controls": list, "mediators": list},
-    "model": {"family": str, "varying_slope": bool, "varying_mediator": str, "graph": str},
+    "model": {"family": str, "varying_slope": bool, "varying_mediator": str,
+              "unit_effects": str, "group_time_effects": bool, "graph": str},
 }
 _REQUIRED = {"variables": ("outcome", "treatment")}
 
@@ -67,6 +71,22 @@ class Spec:
         this mediator varies, its direct effect is then a common slope. The average
         indirect effect of the mediator is the row-weighted mean of ``a_kj b_kj``, so it
         includes the covariance of the two paths across groups.
+    unit_effects : {"within", "fixed", "random", "none"}, default "within"
+        Unit (firm) effects in every equation when the data have repeated units
+        (``unit`` and ``time`` set and some unit seen more than once); ignored otherwise.
+        ``"within"``: unit random intercepts nested in the group effects plus the unit
+        means of every time-varying regressor (Mundlak's correlated random effects):
+        slopes of time-varying regressors are identified within units, time-invariant
+        controls are kept (as between-unit effects), new units can be predicted.
+        ``"fixed"``: the within transformation (flat prior on unit intercepts, the
+        limit of an infinite unit SD): two-way fixed effects; time-invariant regressors
+        are absorbed and dropped. ``"random"``: unit random intercepts assumed
+        independent of the regressors (slopes mix within and between variation).
+        ``"none"``: no unit effects.
+    group_time_effects : bool or None, default None
+        A random effect for every (group, time) cell, nested in its group (local shocks
+        shared by the units of one cell). None: on when the treatment varies at the
+        group-time level (constant within cells, varying over time), off otherwise.
     graph : pathlib.Path or None, default None
         DOT file of the causal graph, resolved relative to the spec file.
     source : pathlib.Path or None, default None
@@ -83,6 +103,8 @@ class Spec:
     family: str = "gaussian"
     varying_slope: bool = False
     varying_mediator: str | None = None
+    unit_effects: str = "within"
+    group_time_effects: bool | None = None
     graph: Path | None = None
     source: Path | None = field(default=None, compare=False)
 
@@ -92,6 +114,30 @@ class Spec:
             raise SpecError(
                 f"[model].family{where} must be one of {', '.join(FAMILIES)}; "
                 f"got '{self.family}'. Set family = \"gaussian\" or \"bernoulli\"."
+            )
+        if self.unit_effects not in UNIT_EFFECTS:
+            raise SpecError(
+                f"[model].unit_effects{where} must be one of {', '.join(UNIT_EFFECTS)}; "
+                f"got '{self.unit_effects}'. \"within\" (the default) identifies slopes "
+                "within units with unit random effects and unit means (Mundlak); see README."
+            )
+        if self.group_time_effects and (self.group is None or self.time is None):
+            raise SpecError(
+                f"[model].group_time_effects = true{where} needs [data].group and "
+                "[data].time (the cells are group-time pairs); set both or remove the key."
+            )
+        if self.family == "bernoulli" and self.unit_effects in ("fixed", "random"):
+            raise SpecError(
+                f"[model].unit_effects = \"{self.unit_effects}\"{where} is not available for "
+                "family = \"bernoulli\" (a logit has no exact within transformation). Use "
+                "\"within\" (unit means of the time-varying regressors: correlated random "
+                "effects, average partial effects identified) or \"none\"."
+            )
+        if self.family == "bernoulli" and self.group_time_effects:
+            raise SpecError(
+                f"[model].group_time_effects = true{where} is not available for family = "
+                "\"bernoulli\" yet; remove the key (group-time shocks then stay in the "
+                "residual, so intervals of a group-time treatment may be too narrow)."
             )
         if self.varying_slope and self.group is None:
             raise SpecError(

@@ -41,3 +41,42 @@ def test_passing_result_is_silent():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_failed(d)
+
+
+def test_vectorised_statistics_equal_the_per_scalar_ones():
+    """One ArviZ call per statistic gives each scalar's own r_hat and ESS, names kept."""
+    import arviz as az
+
+    from vagg_bayes.bayes.diagnostics import _flatten, _rhat_ess, diagnose
+
+    rng = np.random.default_rng(3)
+    walk = np.cumsum(rng.normal(size=(4, 300, 3)), axis=1)
+    posterior = {"beta": rng.normal(size=(4, 300, 3)) + 0.3 * walk,  # ESS differs by column
+                 "sigma": np.exp(rng.normal(size=(4, 300))),
+                 "fixed": np.ones((4, 300))}  # constant: skipped
+    idata = az.from_dict(posterior=posterior, dims={"beta": ["term"]},
+                         coords={"term": ["a", "b", "c"]})
+    draws = _flatten(idata.posterior)
+    assert list(draws) == ["beta[a]", "beta[b]", "beta[c]", "sigma", "fixed"]
+    r_hat, bulk, tail = _rhat_ess(draws)
+    assert list(r_hat) == list(bulk) == list(tail) == ["beta[a]", "beta[b]", "beta[c]", "sigma"]
+    for name in r_hat:
+        assert r_hat[name] == float(az.rhat(draws[name]))
+        assert bulk[name] == float(az.ess(draws[name], method="bulk"))
+        assert tail[name] == float(az.ess(draws[name], method="tail"))
+    assert len(set(bulk.values())) == 4  # not one number broadcast to every name
+    d = diagnose(idata, ["beta", "sigma", "fixed"])
+    worst = min(bulk, key=bulk.get)
+    assert d.min_ess_bulk == bulk[worst] and d.worst["ess_bulk"] == worst
+    assert d.max_r_hat == max(r_hat.values())
+    assert d.worst["r_hat"] == max(r_hat, key=r_hat.get)
+
+
+def test_arrays_of_different_shapes_and_constants():
+    """Arrays of other lengths are diagnosed too; constant ones never."""
+    rng = np.random.default_rng(4)
+    d = check_draws({"long": rng.normal(size=(2, 900)), "short": rng.normal(size=(2, 300)),
+                     "const": np.zeros((2, 900))}, 0)
+    assert d.worst["ess_bulk"] == "short" and "const" not in d.worst.values()
+    empty = check_draws({"const": np.zeros((2, 10))}, 0)
+    assert empty.passed and np.isnan(empty.max_r_hat) and empty.worst["r_hat"] == ""

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from vagg_bayes.bayes.design import build_design
-from vagg_bayes.bayes.glm import _softplus_sigmoid, build_logit_model, group_cholesky, softplus
+from vagg_bayes.bayes.glm import build_logit_model, group_cholesky, softplus
+from vagg_bayes.bayes.numeric import softplus_sigmoid
 from vagg_bayes.bayes.priors import default_priors
 
 
@@ -139,8 +140,45 @@ def test_softplus_and_sigmoid_are_stable():
     from scipy.special import expit
 
     x = np.concatenate([np.linspace(-800, 800, 20001), [0.0, 1e-12, -1e-12, 36.0, -36.0]])
-    sp, sig = _softplus_sigmoid(x)
+    sp, sig = softplus_sigmoid(x)
     np.testing.assert_allclose(sp, np.logaddexp(0, x), rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(sig, expit(x), rtol=0, atol=1e-14)
     np.testing.assert_allclose(softplus(x), np.logaddexp(0, x), rtol=1e-14, atol=1e-15)
     assert np.all(np.isfinite(sp)) and np.all(np.isfinite(sig))
+
+
+def test_numeric_helpers_are_stable_and_written_once():
+    """Inverse logit and log-sigmoid against SciPy; glm re-exports the one softplus."""
+    from scipy.special import expit as scipy_expit
+    from scipy.special import log_expit as scipy_log_expit
+
+    from vagg_bayes.bayes import glm, numeric
+
+    x = np.concatenate([np.linspace(-800, 800, 20001), [0.0, 1e-12, -1e-12, 36.0, -36.0]])
+    np.testing.assert_allclose(numeric.expit(x), scipy_expit(x), rtol=1e-15, atol=0)
+    np.testing.assert_allclose(numeric.log_expit(x), scipy_log_expit(x), rtol=1e-14, atol=1e-15)
+    assert numeric.expit(np.array([-np.inf, np.inf])).tolist() == [0.0, 1.0]
+    assert float(numeric.expit(0.0)) == 0.5 and float(numeric.softplus(0.0)) == np.log(2.0)
+    assert numeric.LOG_2PI == pytest.approx(np.log(2 * np.pi), rel=1e-16)
+    assert glm.softplus is numeric.softplus
+
+
+def test_failed_pooled_fit_falls_back_loudly():
+    """Non-finite Newton steps: the prior mean, with a FallbackWarning naming a remedy."""
+    from types import SimpleNamespace
+
+    from vagg_bayes.bayes.diagnostics import FallbackWarning
+    from vagg_bayes.bayes.glm import _newton_pooled
+
+    rng = np.random.default_rng(0)
+    extreme = SimpleNamespace(Z=np.column_stack([np.ones(50), 1e200 * rng.normal(size=50)]),
+                              y=(rng.random(50) < 0.5).astype(float))
+    priors = SimpleNamespace(theta_mu=np.array([0.1, 0.0]), theta_sd=np.array([2.5, 2.0]))
+    with pytest.warns(FallbackWarning, match="prior mean.*Remedy"):
+        theta, hessian = _newton_pooled(extreme, priors)
+    np.testing.assert_array_equal(theta, priors.theta_mu)
+    np.testing.assert_array_equal(hessian, np.diag([1 / 2.5**2, 1 / 2.0**2]))
+    # ordinary data: the pooled mode, silently (the suite turns warnings into errors)
+    sane = SimpleNamespace(Z=extreme.Z * np.array([1.0, 1e-200]), y=extreme.y)
+    theta, _ = _newton_pooled(sane, priors)
+    assert np.all(np.isfinite(theta)) and not np.array_equal(theta, priors.theta_mu)

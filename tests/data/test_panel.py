@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vagg_bayes.data.panel import MIN_ROWS, load_panel, read_table, validate_panel
+from vagg_bayes.data.panel import (
+    MIN_ROWS,
+    load_panel,
+    read_table,
+    repeated_units,
+    validate_panel,
+)
 from vagg_bayes.errors import DataError
 from vagg_bayes.spec import Spec
 
@@ -284,6 +290,41 @@ def test_duplicates_allowed_without_unit(panel, spec):
     validate_panel(panel, spec.with_(unit=None))
 
 
+def test_duplicate_units_without_time(panel, spec):
+    # one row per unit is fine without a time column ...
+    once = panel.drop_duplicates("pupil").reset_index(drop=True)
+    once = pd.concat([once.assign(pupil=once["pupil"] + s) for s in ("a", "b", "c")])
+    out = validate_panel(once, spec.with_(time=None))
+    assert out["pupil"].is_unique
+    # ... repeated units are not: they would count as independent rows
+    with pytest.raises(
+        DataError,
+        match=r"panel\.csv has 12 rows that share a pupil value with another row; e\.g\. "
+        r"pupil = 'p1' appears 3 times \(first at row 1\)\. Without \[data\]\.time each "
+        r"unit \(\[data\]\.unit\) may appear once.*set \[data\]\.time to the period column.*"
+        r"aggregate to one row per unit",
+    ):
+        validate_panel(panel, spec.with_(time=None), source="panel.csv")
+
+
+def test_duplicate_units_without_time_arbitrary_names():
+    frame = pd.DataFrame(
+        {
+            "outlet": [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 12],
+            "sales": np.linspace(0.0, 1.0, 11),
+            "ad_spend": [0.2, 0.9, 0.1, 0.5, 0.4, 0.3, 0.8, 0.6, 0.7, 0.0, 0.3],
+        }
+    )
+    s = Spec(outcome="sales", treatment="ad_spend", unit="outlet")
+    with pytest.raises(
+        DataError,
+        match=r"shops\.parquet has 2 rows that share a outlet value.*outlet = 12 appears 2 "
+        r"times \(first at row 6\)",
+    ):
+        validate_panel(frame, s, source="shops.parquet")
+    validate_panel(frame.drop(index=10), s)
+
+
 def test_constant_treatment(panel, spec):
     panel["x"] = 0.5
     with pytest.raises(
@@ -322,7 +363,11 @@ def test_single_group(panel, spec):
 
 def test_group_level_treatment_passes_with_varying_intercepts(panel, spec):
     panel["x"] = np.where(panel["school"] == "A", 1.0, 0.0)  # a school-level policy
-    out = validate_panel(panel, spec)
+    # time-invariant, so not identified within pupils: random or no unit effects
+    for effects in ("random", "none"):
+        out = validate_panel(panel, spec.with_(unit_effects=effects))
+        assert out["x"].tolist() == panel["x"].tolist()
+    out = validate_panel(panel, spec.with_(unit=None))  # no unit effects at all
     assert out["x"].tolist() == panel["x"].tolist()
 
 
@@ -342,7 +387,9 @@ def test_varying_slope_with_within_group_variation_passes(panel, spec):
 
 def test_group_level_mediator_fails_as_varying_mediator(panel, spec):
     panel["med"] = np.where(panel["school"] == "A", 0.3, 0.7)
-    varying = spec.with_(controls=("kind",), mediators=("med", "size"), varying_mediator="med")
+    varying = spec.with_(
+        controls=("kind",), mediators=("med", "size"), varying_mediator="med", unit_effects="random"
+    )
     with pytest.raises(
         DataError,
         match=r"Mediator 'med' in data is constant within every group of 'school'.*"
@@ -350,6 +397,91 @@ def test_group_level_mediator_fails_as_varying_mediator(panel, spec):
     ):
         validate_panel(panel, varying)
     validate_panel(panel, varying.with_(varying_mediator="size"))  # varies within schools
+
+
+# --------------------------------------------------------------------------- unit effects
+
+
+def test_repeated_units_rule(panel, spec):
+    assert repeated_units(panel, spec)  # pupils seen in three waves
+    assert repeated_units(panel, spec.with_(unit_effects="fixed"))
+    assert repeated_units(panel, spec.with_(unit_effects="random"))
+    assert not repeated_units(panel, spec.with_(unit_effects="none"))
+    assert not repeated_units(panel, spec.with_(time=None))
+    assert not repeated_units(panel, spec.with_(unit=None))
+    first_wave = panel[panel["wave"] == 1]
+    assert not repeated_units(first_wave, spec)  # each pupil once
+    assert not repeated_units(panel.drop(columns="pupil"), spec)  # e.g. school-wave rows
+
+
+@pytest.mark.parametrize("effects", ["within", "fixed"])
+def test_time_invariant_treatment_not_identified_within_units(panel, spec, effects):
+    panel["x"] = panel["pupil"].map({"p1": 0.1, "p2": 0.4, "p3": 0.9, "p4": 0.6})
+    with pytest.raises(
+        DataError,
+        match=r"Treatment 'x' in panel\.csv is constant within every unit of 'pupil' \(no "
+        r"unit's value changes over 'wave'\), so its effect is not identified within units "
+        rf"\(\[model\]\.unit_effects = \"{effects}\".*Use a time-varying measure of the "
+        r"treatment, or set \[model\] unit_effects = \"random\" \(assumes the unit effects "
+        r"are independent of the treatment\) or \"none\"",
+    ):
+        validate_panel(panel, spec.with_(unit_effects=effects), source="panel.csv")
+
+
+@pytest.mark.parametrize("effects", ["random", "none"])
+def test_time_invariant_treatment_passes_without_within_slopes(panel, spec, effects):
+    panel["x"] = panel["pupil"].map({"p1": 0.1, "p2": 0.4, "p3": 0.9, "p4": 0.6})
+    validate_panel(panel, spec.with_(unit_effects=effects))
+
+
+def test_time_invariant_treatment_passes_without_repeated_units(panel, spec):
+    once = panel.drop_duplicates("pupil").reset_index(drop=True)
+    once = pd.concat([once.assign(pupil=once["pupil"] + s) for s in ("a", "b", "c")])
+    assert not repeated_units(once, spec)
+    validate_panel(once, spec)  # one wave per pupil: unit effects do not apply
+
+
+def test_treatment_varying_in_one_unit_is_enough(panel, spec):
+    panel["x"] = panel["pupil"].map({"p1": 0.1, "p2": 0.4, "p3": 0.9, "p4": 0.6})
+    panel.loc[11, "x"] = 0.7  # p4 changes in wave 3
+    validate_panel(panel, spec)
+
+
+@pytest.mark.parametrize("effects", ["within", "fixed"])
+def test_time_invariant_mediator_not_identified_within_units(effects):
+    rng = np.random.default_rng(3)
+    shop = np.repeat(["s1", "s2", "s3", "s4", "s5"], 4)
+    quarter = np.tile(["q1", "q2", "q3", "q4"], 5)
+    frame = pd.DataFrame(
+        {
+            "shop": shop,
+            "region_code": np.repeat([10, 10, 20, 20, 30], 4),
+            "quarter": quarter,
+            "revenue": rng.normal(size=20),
+            "ad_spend": rng.normal(size=20),
+            "staff_skill": np.repeat([1.0, 2.0, 1.5, 3.0, 2.5], 4),  # fixed per shop
+            "footfall": rng.normal(size=20),
+        }
+    )
+    s = Spec(
+        outcome="revenue",
+        treatment="ad_spend",
+        mediators=("footfall", "staff_skill"),
+        unit="shop",
+        group="region_code",
+        time="quarter",
+        unit_effects=effects,
+    )
+    with pytest.raises(
+        DataError,
+        match=r"Mediator 'staff_skill' in shops\.csv is constant within every unit of 'shop'.*"
+        r"its effect on the outcome is not identified within units.*Use a time-varying "
+        r"measure of the mediator, or set \[model\] unit_effects = \"random\".*or \"none\"",
+    ):
+        validate_panel(frame, s, source="shops.csv")
+    validate_panel(frame, s.with_(unit_effects="random"))
+    validate_panel(frame, s.with_(unit_effects="none"))
+    validate_panel(frame, s.with_(mediators=("footfall",)))
 
 
 def test_single_level_categorical_control(panel, spec):

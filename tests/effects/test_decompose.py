@@ -157,3 +157,37 @@ def test_varying_mediator_path_averages_the_group_products(fake_fits, spec):
                                outcome.beta[..., outcome.design.treatment_index])
     np.testing.assert_allclose(dec.draws["total"], dec.draws["direct"] + dec.draws["indirect"],
                                rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_treatment_contrast_and_total_effect_by_hand(fake_fits, fake_panel_factory, binary):
+    """Treatment levels and the total effect of each family, from the draws directly.
+
+    The levels compared are 0 and 1 for a binary treatment, else the observed value and
+    that plus one.
+    """
+    from vagg_bayes.effects.total import treatment_contrast
+
+    for family in ("gaussian", "bernoulli"):
+        outcome, _ = fake_fits(family, panel=fake_panel_factory(binary_treatment=binary))
+        design, k = outcome.design, outcome.design.treatment_index
+        t = design.X[:, k]
+        x0, x1 = treatment_contrast(design.X, k)
+        others = np.delete(np.arange(design.X.shape[1]), k)
+        np.testing.assert_array_equal(x0[:, others], design.X[:, others])
+        np.testing.assert_array_equal(x1[:, others], design.X[:, others])
+        expected = (np.zeros_like(t), np.ones_like(t)) if binary else (t, t + 1.0)
+        np.testing.assert_array_equal(x0[:, k], expected[0])
+        np.testing.assert_array_equal(x1[:, k], expected[1])
+        effect = total_effect(outcome)
+        if family == "gaussian":  # the slope plus each row's group deviation, averaged
+            u = outcome.group_effects[..., design.group_codes, design.varying.index(k)]
+            np.testing.assert_allclose(effect, outcome.beta[..., k] + u.mean(axis=-1),
+                                       rtol=1e-12)
+        else:
+            draw = slice(3, 4)
+            X0, X1 = design.X.copy(), design.X.copy()
+            X0[:, k], X1[:, k] = expected
+            p0 = expit(outcome.linear_predictor(draw, X0)[0])
+            p1 = expit(outcome.linear_predictor(draw, X1)[0])
+            assert effect.reshape(-1)[3] == pytest.approx(np.mean(p1 - p0), abs=1e-14)

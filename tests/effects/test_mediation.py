@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from vagg_bayes.bayes.sample import SamplerSettings
-from vagg_bayes.effects import mediation
 from vagg_bayes.effects.mediation import cell_frame, mediator_design, mediator_level
 
 
@@ -44,12 +43,15 @@ def test_city_mediator_with_firm_level_treatment_uses_every_row(panel, spec):
 @pytest.fixture
 def stand_in_sampler(monkeypatch, fit_factory):
     """Replace the sampler by random draws (each equation its own seed)."""
+    from vagg_bayes.bayes.fit import EquationModel
+
     seeds = itertools.count(10)
 
-    def fake(design, family, settings, **kwargs):
-        return fit_factory(design, family, C=2, D=60, seed=next(seeds), sd=0.05)
+    def fake(self, design=None, **kwargs):
+        design = self.design if design is None else design
+        return fit_factory(design, self.family, C=2, D=60, seed=next(seeds), sd=0.05)
 
-    monkeypatch.setattr(mediation, "fit_equation", fake)
+    monkeypatch.setattr(EquationModel, "fit", fake)
 
 
 FEW_DRAWS = pytest.mark.filterwarnings(  # 60 stand-in draws fail the ESS check, as they should
@@ -81,8 +83,27 @@ def test_estimate_with_mediators_writes_every_table(stand_in_sampler, panel, spe
     assert set(sens.scale) == {scale}
     classical = result.summary("classical")
     assert list(classical.path) == ["m_firm", "m_city", "indirect"]
-    np.testing.assert_allclose(classical.bayes_mean, effects.set_index("effect").loc[
-        ["indirect:m_firm", "indirect:m_city", "indirect"], "mean"])
+    # The Bayesian columns beside the classical ones: each path's posterior mean and HDI,
+    # checked against the draws themselves (not against another summary of them) ...
+    draws = result.effect_draws
+    np.testing.assert_allclose(
+        classical.bayes_mean,
+        [np.mean(draws[name]) for name in ("indirect:m_firm", "indirect:m_city", "indirect")],
+        rtol=1e-12)
+    assert np.all(classical.bayes_hdi_low <= classical.bayes_mean)
+    assert np.all(classical.bayes_mean <= classical.bayes_hdi_high)
+    if family == "gaussian":
+        # ... and those draws by hand: b_m times the row average of a_m + u_m[city]
+        outcome = result.fits["outcome"]
+        cities = outcome.design.group_labels[outcome.design.group_codes]
+        for name in ("m_firm", "m_city"):
+            fit = result.fits[name]
+            b = outcome.beta[..., outcome.design.terms.index(name)]
+            pos = {g: j for j, g in enumerate(fit.design.group_labels)}
+            u = fit.group_effects[..., [pos[g] for g in cities], 1]
+            a = fit.beta[..., fit.design.treatment_index][..., None] + u
+            np.testing.assert_allclose(draws[f"indirect:{name}"], b * a.mean(axis=-1),
+                                       rtol=1e-12)
     groups = result.summary("group_mediation")
     assert len(groups) == 2 * 8 and set(groups.effect) == {"indirect", "direct"}
     assert sorted(groups[groups.effect == "direct"]["rank"]) == list(range(1, 9))

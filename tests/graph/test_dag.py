@@ -40,8 +40,11 @@ def test_mechanisms_dot_is_read_by_pydot_and_networkx():
 
 
 def test_mechanisms_dot_structure(mech):
-    assert mech.latent == ("city_dev",)
-    assert "city_dev" not in mech.observed
+    assert mech.latent == ("city_dev", "firm_quality")
+    assert mech.unit_level == ("firm_quality",)
+    assert "city_dev" not in mech.observed and "firm_quality" not in mech.observed
+    assert mech.children("firm_quality") == tuple(sorted((*FIRM_MEDIATORS, *OUTCOMES)))
+    assert mech.parents("firm_quality") == ()
     assert mech.parents("va") == ("city_dev", "region", "tel1984")
     assert mech.parents("gdp_pc_ln") == ("city_dev", "region")
     for m in MEDIATORS:
@@ -49,18 +52,22 @@ def test_mechanisms_dot_structure(mech):
         assert {"region", "gdp_pc_ln"} <= set(mech.parents(m))
         assert set(OUTCOMES) <= set(mech.children(m))
     for m in FIRM_MEDIATORS:
-        assert {"size_ln", "age_ln", "leverage", "ownership"} <= set(mech.parents(m))
+        assert {"size_ln", "age_ln", "leverage", "ownership", "firm_quality"} <= set(
+            mech.parents(m)
+        )
     for m in ("m_spillover", "m_congestion"):
-        assert not {"size_ln", "age_ln", "leverage", "ownership"} & set(mech.parents(m))
+        assert not {"size_ln", "age_ln", "leverage", "ownership", "firm_quality"} & set(
+            mech.parents(m)
+        )
     for y in OUTCOMES:
         assert set(mech.parents(y)) == {
             "va", "region", "gdp_pc_ln", "size_ln", "age_ln", "leverage", "ownership",
-            "shock_exposure", *MEDIATORS,
+            "shock_exposure", "firm_quality", *MEDIATORS,
         }  # fmt: skip
     # mediators are parallel
     assert not any(a in MEDIATORS and b in MEDIATORS for a, b in mech.edges)
     assert mech.children("tel1984") == ("va",)
-    assert len(mech.edges) == 67
+    assert len(mech.edges) == 73
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -80,6 +87,59 @@ def test_parse_handles_subgraphs_chains_ports_quotes_and_pseudo_nodes():
     assert {("k", "l"), ("m", "n"), ("q r", "s")} <= set(g.edges)
     assert "j" in g
     assert g.latent == ("u", "v")
+
+
+def test_unit_level_latent_nodes():
+    g = parse_dot(
+        """digraph {
+            grit [observed="no", level="unit"];   // a pupil's time-invariant grit
+            "home env" [observed=no, level=UNIT];
+            weather [observed="no"];
+            grit -> {effort score};  "home env" -> score;  weather -> score;
+            effort -> score;
+        }"""
+    )
+    assert g.latent == ("grit", "home env", "weather")
+    assert g.unit_level == ("grit", "home env")
+    assert "unit_level=['grit', 'home env']" in repr(g)
+
+
+def test_unit_level_on_observed_node_has_no_effect():
+    g = parse_dot('digraph { gender [level="unit"]; gender -> score; }')
+    assert g.latent == () and g.unit_level == ()
+
+
+def test_unknown_level_value(tmp_path):
+    path = write(tmp_path, 'digraph { q [observed="no", level="firm"]; q -> y; }', "lv.dot")
+    with pytest.raises(
+        GraphError,
+        match=r"Node 'q' in graph file '.*lv\.dot' has level=\"firm\"; the only level "
+        r"understood is \"unit\".*Set level=\"unit\" or remove the attribute",
+    ):
+        load_graph(path)
+
+
+def test_unit_level_node_must_be_latent():
+    with pytest.raises(GraphError, match=r"Unit-level node\(s\) 'a' are not latent"):
+        CausalGraph([("a", "b")], unit_level=["a"])
+    g = CausalGraph([("a", "b")], latent=["a"], unit_level=["a"])
+    assert g.unit_level == ("a",)
+
+
+def test_unit_level_counts_in_equality_pickle_and_dot():
+    text = 'digraph { q [observed="no", level="unit"]; q -> x; q -> y; x -> y; }'
+    unit = parse_dot(text)
+    plain = parse_dot(text.replace(', level="unit"', ""))
+    assert unit != plain
+    assert unit.latent == plain.latent
+    assert pickle.loads(pickle.dumps(unit)) == unit
+    assert pickle.loads(pickle.dumps(unit)).unit_level == ("q",)
+    assert copy.deepcopy(unit).unit_level == ("q",)
+    assert hash(copy.deepcopy(unit)) == hash(unit)
+    assert 'level="unit"' in unit.to_dot()
+    assert parse_dot(unit.to_dot()) == unit
+    with pytest.raises(AttributeError, match="immutable"):
+        unit._unit_level = frozenset()
 
 
 def test_observed_values_other_than_no_are_observed():
@@ -165,7 +225,10 @@ def test_copy_and_pickle(mech):
 def test_to_gml_round_trip(mech):
     g = nx.parse_gml(mech.to_gml())
     assert sorted(g.edges) == list(mech.edges)
-    assert {n for n, d in g.nodes(data=True) if d["observed"] == "no"} == {"city_dev"}
+    assert {n for n, d in g.nodes(data=True) if d["observed"] == "no"} == {
+        "city_dev",
+        "firm_quality",
+    }
 
 
 def test_to_dot_round_trip(mech):
@@ -177,7 +240,7 @@ def test_exports_are_deterministic(tmp_path, mech):
     shuffled = write(
         tmp_path,
         "digraph { " + " ".join(f"{a} -> {b};" for a, b in reversed(mech.edges))
-        + ' city_dev [observed="no"]; }',
+        + ' city_dev [observed="no"]; firm_quality [observed="no", level="unit"]; }',
     )
     other = load_graph(shuffled)
     assert other == mech

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import subprocess
 import sys
 import warnings
@@ -24,7 +25,7 @@ from vagg_bayes.graph import (
     load_graph,
     parse_dot,
 )
-from vagg_bayes.spec import Spec
+from vagg_bayes.spec import Spec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 MECHANISMS = ROOT / "models" / "mechanisms.dot"
@@ -60,7 +61,9 @@ def spec(**kw) -> Spec:
 
 
 def mspec(**kw) -> Spec:
-    return Spec(**{"treatment": "va", "outcome": "resilience", **kw})
+    """A spec for the shipped graph; firm-year panel as in models/*.toml (unit effects on)."""
+    return Spec(**{"treatment": "va", "outcome": "resilience", "unit": "firm_id",
+                   "time": "year", **kw})  # fmt: skip
 
 
 # -- check_spec: errors -----------------------------------------------------------------------
@@ -192,8 +195,13 @@ def test_backdoor_of_mechanisms(mech):
     ident = identify(mech, mspec())
     assert ident.backdoor == ("gdp_pc_ln", "region")
     assert ident.total_identified
-    assert ident.latent == ("city_dev",)
+    assert ident.latent == ("city_dev", "firm_quality")
     assert ident.instruments == ("tel1984",)
+    assert ident.unit_adjusted == ("firm_quality",)
+    assert ident.notes == (
+        "firm_quality: unit-level, unobserved; adjusted for by unit effects "
+        "(unit_effects = within)",
+    )
 
 
 def test_backdoor_prefers_spec_controls(mech):
@@ -273,7 +281,8 @@ def test_summary_and_str(mech):
     assert table.set_index("estimand").loc["total:iv", "instruments"] == "tel1984"
     text = str(ident)
     assert "effect of va on resilience" in text
-    assert "latent nodes: city_dev" in text
+    assert "latent nodes: city_dev, firm_quality" in text
+    assert "notes:\n  - firm_quality: unit-level, unobserved; adjusted for by unit effects" in text
     assert "indirect:m_cost" in text
     assert "<table" in ident._repr_html_()
 
@@ -323,6 +332,158 @@ def test_identification_is_immutable_and_copyable(school):
     assert isinstance(ident, Identification)
 
 
+# -- unit-level latent nodes -----------------------------------------------------------------
+# shops observed over quarters: ad spend (x) raises footfall (m) and revenue (y); a shop's
+# unobserved, time-invariant location quality confounds footfall and revenue
+SHOPS = """digraph shops {
+    location [observed="no", level="unit"];
+    region_code -> ad_spend;  region_code -> revenue;
+    ad_spend -> footfall -> revenue;  ad_spend -> revenue;
+    location -> footfall;  location -> revenue;
+}"""
+
+
+def shop_spec(**kw) -> Spec:
+    base = {"treatment": "ad_spend", "outcome": "revenue", "mediators": ("footfall",),
+            "controls": ("region_code",), "unit": "shop", "time": "quarter"}  # fmt: skip
+    return Spec(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def shops() -> CausalGraph:
+    return parse_dot(SHOPS, source=Path("shops.dot"))
+
+
+@pytest.mark.parametrize("effects", ["within", "fixed"])
+def test_unit_level_confounder_of_mediator_adjusted_by_unit_effects(shops, effects):
+    s = shop_spec(unit_effects=effects)
+    assert check_spec(shops, s) == []
+    ident = identify(shops, s)
+    assert ident.identified["indirect:footfall"]
+    assert ident.identified["direct"] and ident.identified["indirect"]
+    assert ident.mediator_sets == {"footfall": ("region_code",)}  # data columns only
+    assert ident.unit_adjusted == ("location",)
+    assert ident.notes == (
+        f"location: unit-level, unobserved; adjusted for by unit effects "
+        f"(unit_effects = {effects})",
+    )
+    assert ident.warnings == ()
+    assert "location: unit-level, unobserved" in str(ident)
+    assert pickle.loads(pickle.dumps(ident)) == ident
+
+
+def test_unit_level_confounder_warns_without_unit_effects(shops):
+    warns = check_spec(shops, shop_spec(unit_effects="none"))
+    (unit,) = [w for w in warns if "unit-level latent node" in w]
+    assert unit == (
+        "In shops.dot, the outcome equation footfall -> revenue given ad_spend (sequential "
+        "ignorability) has an open back-door path through the unit-level latent node "
+        "'location' (footfall <- location -> revenue), and [model].unit_effects = \"none\" "
+        "has no unit effects to adjust for it. Set [model].unit_effects = \"within\" (or "
+        "\"fixed\") so that unit effects adjust for it."
+    )
+    assert any("through 'footfall' is not identified" in w for w in warns)
+    ident = identify(shops, shop_spec(unit_effects="none"))
+    assert not ident.identified["indirect:footfall"]
+    assert ident.unit_adjusted == () and ident.notes == ()
+    assert ident.total_identified  # location does not confound ad_spend -> revenue
+
+
+def test_unit_level_confounder_warns_with_random_effects(shops):
+    warns = check_spec(shops, shop_spec(unit_effects="random"))
+    assert any(
+        re.search(
+            r"'location' \(footfall <- location -> revenue\), and \[model\]\.unit_effects = "
+            r"\"random\" does not adjust for it \(random unit effects assume the unit effects "
+            r"are independent of the regressors.*Set \[model\]\.unit_effects = \"within\"",
+            w,
+        )
+        for w in warns
+    )
+
+
+def test_unit_level_confounder_warns_without_unit_and_time(shops):
+    for s in (shop_spec(time=None), shop_spec(unit=None, time=None)):
+        warns = check_spec(shops, s)
+        (unit,) = [w for w in warns if "unit-level latent node 'location'" in w]
+        assert "only when [data].unit and [data].time are set" in unit
+        assert 'Set [data].unit and [data].time, and [model].unit_effects = "within"' in unit
+
+
+def test_unit_level_confounder_of_treatment_and_outcome():
+    g = parse_dot(
+        'digraph { talent [observed="no", level="unit"]; talent -> hours; talent -> wage; '
+        "hours -> wage; }"
+    )
+    s = Spec(treatment="hours", outcome="wage", unit="worker", time="month")
+    assert check_spec(g, s) == []
+    ident = identify(g, s)
+    assert ident.total_identified and ident.identified["total"]
+    assert ident.backdoor == ()
+    warns = check_spec(g, s.with_(unit_effects="none"))
+    assert any("effect of hours on wage has an open back-door path" in w and "'talent'" in w
+               for w in warns)  # fmt: skip
+    assert any("not identified by adjustment" in w for w in warns)
+    assert not identify(g, s.with_(unit_effects="none")).total_identified
+
+
+def test_unit_level_node_blocked_by_controls_needs_no_unit_effects():
+    # the unit-level node reaches the outcome only through an observed control
+    g = parse_dot(
+        'digraph { q [observed="no", level="unit"]; q -> skill; skill -> x; skill -> y; '
+        "q -> x; x -> y; }"
+    )
+    s = spec(controls=("skill",), unit="person", time="week", unit_effects="none")
+    assert check_spec(g, s) == []
+
+
+def test_other_latent_confounding_is_named_too():
+    g = parse_dot(
+        'digraph { q [observed="no", level="unit"]; u [observed="no"]; '
+        "q -> m; q -> y; u -> m; u -> y; x -> m -> y; x -> y; }"
+    )
+    warns = check_spec(g, spec(mediators=("m",), unit="person", time="week",
+                               unit_effects="none"))  # fmt: skip
+    (unit,) = [w for w in warns if "unit-level latent node" in w]
+    assert "'q' (m <- q -> y)" in unit
+    assert unit.endswith("(other latent confounding remains even then).")
+    # with unit effects q is adjusted for, u is not
+    warns = check_spec(g, spec(mediators=("m",), unit="person", time="week"))
+    assert not any("unit-level" in w for w in warns)
+    assert any("through 'm' is not identified" in w for w in warns)
+
+
+def test_unit_level_node_caused_by_treatment_is_an_error():
+    g = parse_dot('digraph { q [observed="no", level="unit"]; x -> q -> y; x -> y; }')
+    s = spec(unit="person", time="week")
+    with pytest.raises(
+        GraphError,
+        match=r"Unit-level node 'q' \(level=\"unit\"\) is a descendant of the treatment 'x' "
+        r"in the causal graph: x -> q\..*time-invariant.*unit_effects = \"within\".*Remove "
+        r"the arrow into 'q', or drop level=\"unit\" from 'q'",
+    ):
+        check_spec(g, s)
+    check_spec(g, s.with_(unit_effects="none"))  # not adjusted for: no contradiction
+
+
+def test_shipped_specs_pass_with_unit_effects():
+    for name in ("baseline.toml", "mediation.toml"):
+        s = load_spec(ROOT / "models" / name)
+        assert s.unit and s.time and s.unit_effects == "within"
+        assert check_spec(s.graph, s) == []
+        ident = identify(s.graph, s)
+        assert ident.unit_adjusted == ("firm_quality",)
+        assert all(ident.identified[k] for k in ident.identified if k.startswith("indirect"))
+    mediation = load_spec(ROOT / "models" / "mediation.toml")
+    warns = check_spec(mediation.graph, mediation.with_(unit_effects="none"))
+    named = [w for w in warns if "unit-level latent node 'firm_quality'" in w]
+    assert [w.split(" has ")[0] for w in named] == [
+        f"In {mediation.graph}, the outcome equation {m} -> resilience given va "
+        "(sequential ignorability)"
+        for m in ("m_cost", "m_speed", "m_supply", "m_transform")
+    ]
+
+
 # -- determinism ------------------------------------------------------------------------------
 def test_same_output_every_run(mech):
     s = mspec(controls=("size_ln",), mediators=("m_cost", "m_speed", "m_congestion"))
@@ -341,7 +502,7 @@ def test_tie_break_is_alphabetical():
 _CHILD = """
 import json, sys
 from vagg_bayes.graph import check_spec, parse_dot
-from vagg_bayes.spec import Spec
+from vagg_bayes.spec import Spec, load_spec
 g = parse_dot(sys.stdin.read())
 print(json.dumps(check_spec(g, Spec(treatment="x", outcome="y"))))
 """

@@ -365,6 +365,7 @@ def build_collapsed_model(
     pri = {key: pytensor.shared(val, name=key) for key, val in pri_np.items()}
 
     m, C, converged = np.zeros(k), np.eye(k), False
+    logp_grad = None
     if whiten:
         v_sym = pt.dvector("v")
         lp_sym = _unconstrained_logp(v_sym, a, pri, p, q)[0]
@@ -374,10 +375,7 @@ def build_collapsed_model(
             lp, g = fn(x)
             return float(lp), np.asarray(g)
 
-        try:
-            m, C, converged = laplace_whitening(logp_grad, _start_point(stats, priors, p, q))
-        except (FloatingPointError, np.linalg.LinAlgError):
-            m, C, converged = _start_point(stats, priors, p, q), np.eye(k), False
+        m, C, converged = _whitening(logp_grad, stats, priors, p, q)
 
     coords = {"term": list(design.terms), "unconstrained": names}
     if q:
@@ -396,7 +394,36 @@ def build_collapsed_model(
         if q == 2:
             pm.Deterministic("corr", corr)
     model.whitening = {"m": m, "C": C, "names": names, "converged": converged}
+
+    def update(new_design: Design) -> GroupStats:
+        """Point the compiled model at new data of the same spec (frozen priors)."""
+        new_stats = group_statistics(new_design)
+        for key, val in _stat_arrays(new_stats).items():
+            a[key].set_value(val)
+        if logp_grad is not None:
+            m_new, C_new, ok = _whitening(logp_grad, new_stats, priors, p, q)
+            m_sh.set_value(m_new)
+            C_sh.set_value(C_new)
+            model.whitening = {"m": m_new, "C": C_new, "names": names, "converged": ok}
+        return new_stats
+
+    model.update_data = update
     return model
+
+
+def _whitening(logp_grad, stats: GroupStats, priors: Priors, p: int, q: int):
+    """Laplace whitening from the pooled start; the identity (with a warning) if it fails."""
+    import warnings
+
+    start = _start_point(stats, priors, p, q)
+    try:
+        return laplace_whitening(logp_grad, start)
+    except (FloatingPointError, np.linalg.LinAlgError) as exc:
+        warnings.warn(
+            f"The Laplace approximation that whitens the sampler failed ({exc}); sampling "
+            "the unwhitened parameters, which may mix slowly. Remedy: check the data for "
+            "extreme scales, or run longer (--tune 2000).", RuntimeWarning, stacklevel=3)
+        return start, np.eye(len(start)), False
 
 
 # --------------------------------------------------------------------------- afterwards

@@ -49,6 +49,21 @@ class Design:
         treatment for a varying slope); empty without a group.
     x_mean, x_sd : ndarray (p,)
         Means and SDs used to standardise (intercept: 0 and 1).
+    unit_effects : {"within", "fixed", "random", "none"}
+        The unit effects of this equation as resolved for these rows ("none" unless
+        the rows have repeated units); see :class:`~vagg_bayes.spec.Spec`.
+    unit_codes : ndarray (n,) of int or None
+        Unit index of every row, 0..F-1 (units nested in groups: a unit seen in two
+        groups counts as two units); None without unit effects.
+    time_codes : ndarray (n,) of int or None
+        Time index of every row, 0..T-1, for the group-time effects; None without them.
+    time_labels : ndarray (T,) or None
+    mundlak : tuple of (int, int)
+        ``(column, unit-mean column)`` pairs: the unit means added for ``"within"``
+        (Mundlak); the column's coefficient is the within-unit slope, the sum of the two
+        the between-unit slope.
+    absorbed : tuple of str
+        Regressors dropped because the unit effects absorb them (``"fixed"``).
     """
 
     y: np.ndarray
@@ -62,6 +77,12 @@ class Design:
     varying: tuple[int, ...]
     x_mean: np.ndarray
     x_sd: np.ndarray
+    unit_effects: str = "none"
+    unit_codes: np.ndarray | None = None
+    time_codes: np.ndarray | None = None
+    time_labels: np.ndarray | None = None
+    mundlak: tuple[tuple[int, int], ...] = ()
+    absorbed: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -77,6 +98,21 @@ class Design:
     def n_groups(self) -> int:
         """Number of groups (0 without a group)."""
         return 0 if self.group_labels is None else int(len(self.group_labels))
+
+    @property
+    def n_units(self) -> int:
+        """Number of units with their own effect (0 without unit effects)."""
+        return 0 if self.unit_codes is None else int(self.unit_codes.max()) + 1
+
+    @property
+    def group_time(self) -> bool:
+        """Whether the equation has a random effect per (group, time) cell."""
+        return self.time_codes is not None
+
+    @property
+    def nested(self) -> bool:
+        """Whether the Gaussian likelihood needs the nested collapse (unit or cell effects)."""
+        return self.unit_codes is not None or self.time_codes is not None
 
     @property
     def varying_transform(self) -> np.ndarray:
@@ -106,6 +142,9 @@ def build_design(
     regressors: list[str] | None = None,
     varying_slope: bool | None = None,
     varying_column: str | None = None,
+    unit_effects: str | None = None,
+    group_time: bool | None = None,
+    reference: Design | None = None,
 ) -> Design:
     """Build the design of one equation.
 
@@ -126,6 +165,21 @@ def build_design(
     varying_column : str, optional
         A numeric regressor whose coefficient varies by group instead of the
         treatment's (one varying slope per equation); overrides ``varying_slope``.
+    unit_effects : {"within", "fixed", "random", "none"}, optional
+        Default ``spec.unit_effects``; applied only when the rows have repeated units
+        (:func:`repeated_units`), else "none". ``"within"`` adds the unit mean of every
+        regressor that varies within units (``mean(<term>)``, Mundlak); ``"fixed"``
+        drops the regressors the unit effects absorb.
+    group_time : bool, optional
+        A random effect per (group, time) cell; default ``spec.group_time_effects``,
+        and when that is None: on when the treatment is constant within cells and
+        varies over time within groups (:func:`varies_by_group_time`).
+    reference : Design, optional
+        The design of the same equation on the first data (a refit or a prediction):
+        its terms, category levels, unit means, standardisation, unit effects and
+        group-time effects are kept, so the coefficients mean the same. A category level
+        the reference lacks is a :class:`DataError`; a level the new rows lack gives a
+        column of zeros.
 
     Returns
     -------
@@ -150,6 +204,21 @@ def build_design(
         block, names = _indicators(df[spec.time], spec.time)
         cols.extend(block.T)
         terms.extend(names)
+    if reference is not None:
+        unit_mode = reference.unit_effects
+        group_time = reference.group_time
+    else:
+        unit_mode = resolve_unit_effects(df, spec, unit_effects)
+    unit_codes = None
+    mundlak: list[tuple[int, int]] = []
+    absorbed: list[str] = []
+    if unit_mode != "none":
+        unit_codes = unit_index(df, spec)
+        if reference is None:
+            cols, terms, mundlak, absorbed = _unit_columns(cols, terms, unit_codes, unit_mode)
+    if reference is not None:
+        return _aligned_design(df, spec, response, reference, dict(zip(terms, cols)),
+                               unit_codes, group_time)
     X = np.column_stack(cols)
     mean = X.mean(axis=0)
     sd = X.std(axis=0)
@@ -188,6 +257,17 @@ def build_design(
             varying = (0, terms.index(varying_column))
         elif varying_slope and treatment_index is not None:
             varying = (0, treatment_index)
+        if unit_mode == "fixed":
+            # units are nested in groups: the unit effects absorb the group intercepts
+            varying = varying[1:]
+    time_codes = time_labels = None
+    if group_time is None:
+        group_time = spec.group_time_effects
+        if group_time is None:
+            group_time = varies_by_group_time(df, spec, spec.treatment)
+    if group_time and spec.group and spec.time:
+        tc, time_labels = pd.factorize(df[spec.time], sort=True)
+        time_codes, time_labels = tc.astype(np.int64), np.asarray(time_labels)
     y = df[response].to_numpy(dtype=float)
     return Design(
         y=y,
@@ -201,4 +281,122 @@ def build_design(
         varying=varying,
         x_mean=mean,
         x_sd=sd,
+        unit_effects=unit_mode,
+        unit_codes=unit_codes,
+        time_codes=time_codes,
+        time_labels=time_labels,
+        mundlak=tuple(mundlak),
+        absorbed=tuple(absorbed),
     )
+
+
+def _aligned_design(df, spec, response, reference: Design, columns: dict, unit_codes,
+                    group_time: bool) -> Design:
+    """The design of new rows in the reference's terms and standardisation."""
+    new_levels = [t for t in columns if t not in reference.terms and "[" in t]
+    if new_levels:
+        raise DataError(
+            f"Indicator(s) {', '.join(new_levels)} come from category levels that the first "
+            "fit did not see, so their coefficients do not exist. Drop those rows or refit "
+            "the model on data that contain the levels."
+        )
+    n = len(df)
+    cols = []
+    for term in reference.terms:
+        if term in columns:
+            cols.append(columns[term])
+        elif term.startswith("mean(") and term[5:-1] in columns and unit_codes is not None:
+            cols.append(_unit_means(columns[term[5:-1]], unit_codes))
+        elif "[" in term:
+            cols.append(np.zeros(n))  # a level these rows do not have
+        else:
+            raise DataError(
+                f"Term '{term}' of the first fit cannot be built from the new rows; they "
+                "must have the columns the spec names."
+            )
+    X = np.column_stack(cols)
+    Z = (X - reference.x_mean) / reference.x_sd
+    codes = labels = None
+    if spec.group:
+        codes_, uniques = pd.factorize(df[spec.group], sort=True)
+        codes, labels = codes_.astype(np.int64), np.asarray(uniques)
+    time_codes = time_labels = None
+    if group_time and spec.group and spec.time:
+        tc, time_labels = pd.factorize(df[spec.time], sort=True)
+        time_codes, time_labels = tc.astype(np.int64), np.asarray(time_labels)
+    return Design(
+        y=df[response].to_numpy(dtype=float) if response in df else np.full(n, np.nan),
+        X=X, Z=Z, terms=reference.terms, transform=reference.transform,
+        treatment_index=reference.treatment_index, group_codes=codes, group_labels=labels,
+        varying=reference.varying, x_mean=reference.x_mean, x_sd=reference.x_sd,
+        unit_effects=reference.unit_effects, unit_codes=unit_codes, time_codes=time_codes,
+        time_labels=time_labels, mundlak=reference.mundlak, absorbed=reference.absorbed,
+    )
+
+
+def repeated_units(df: pd.DataFrame, spec: Spec) -> bool:
+    """Whether unit effects can apply: ``unit`` and ``time`` set and a unit seen twice."""
+    if not (spec.unit and spec.time) or spec.unit not in df:
+        return False
+    return bool(df[spec.unit].duplicated().any())
+
+
+def resolve_unit_effects(df: pd.DataFrame, spec: Spec, requested: str | None = None) -> str:
+    """The unit effects an equation on these rows gets ("none" without repeated units)."""
+    mode = spec.unit_effects if requested is None else requested
+    return mode if mode != "none" and repeated_units(df, spec) else "none"
+
+
+def unit_index(df: pd.DataFrame, spec: Spec) -> np.ndarray:
+    """Unit code of every row; units are nested in groups (a (group, unit) pair is a unit)."""
+    keys = [spec.group, spec.unit] if spec.group else [spec.unit]
+    return df.groupby(keys, sort=True, observed=True).ngroup().to_numpy(dtype=np.int64)
+
+
+def varies_by_group_time(df: pd.DataFrame, spec: Spec, column: str) -> bool:
+    """Whether ``column`` is a group-time measure: constant within every (group, time)
+    cell, and not constant within every group (so it moves over time)."""
+    if not (spec.group and spec.time) or column not in df:
+        return False
+    by_cell = df.groupby([spec.group, spec.time], sort=False, observed=True)[column]
+    if int(by_cell.nunique(dropna=False).max()) > 1:
+        return False
+    by_group = df.groupby(spec.group, sort=False, observed=True)[column]
+    return int(by_group.nunique(dropna=False).max()) > 1
+
+
+def _unit_means(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    counts = np.bincount(codes)
+    return (np.bincount(codes, weights=x, minlength=len(counts)) / counts)[codes]
+
+
+def _unit_columns(cols, terms, codes, mode):
+    """Add unit means (``"within"``) or drop absorbed columns (``"fixed"``).
+
+    A column varies within units when it differs from its unit mean somewhere (up to
+    rounding). Returns the new columns and terms, the (column, mean column) pairs and
+    the names of the absorbed columns.
+    """
+    cols, terms = list(cols), list(terms)
+    mundlak, absorbed = [], []
+    varies = []
+    for k in range(1, len(cols)):
+        xbar = _unit_means(cols[k], codes)
+        scale = max(float(np.abs(cols[k]).max()), 1.0)
+        varies.append(float(np.abs(cols[k] - xbar).max()) > 1e-9 * scale)
+        if mode == "within" and varies[-1]:
+            mundlak.append((k, xbar))
+    if mode == "fixed":
+        keep = [0] + [k for k in range(1, len(cols)) if varies[k - 1]]
+        absorbed = [terms[k] for k in range(1, len(cols)) if not varies[k - 1]]
+        return [cols[k] for k in keep], [terms[k] for k in keep], [], absorbed
+    pairs = []
+    for k, xbar in mundlak:
+        # a unit mean that is constant (a balanced panel's time indicators) or that
+        # duplicates a column already there adds nothing
+        if np.ptp(xbar) == 0:
+            continue
+        cols.append(xbar)
+        terms.append(f"mean({terms[k]})")
+        pairs.append((k, len(cols) - 1))
+    return cols, terms, pairs, absorbed

@@ -3,7 +3,7 @@
 Thresholds follow DESIGN.md: no divergences, r_hat <= 1.01, ess_bulk and ess_tail
 >= 400 (Vehtari et al. 2021).
 
-May import: numpy, arviz.
+May import: numpy, xarray, arviz.
 """
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ ESS_MIN = 400
 
 class ConvergenceWarning(UserWarning):
     """The sampler's diagnostics fail; the estimates should not be reported as they are."""
+
+
+class FallbackWarning(UserWarning):
+    """A numerical step failed and a fallback took its place, which changes the result.
+
+    The message says what failed, what was used instead and how to avoid it.
+    """
 
 
 @dataclass(frozen=True)
@@ -81,17 +88,39 @@ def _flatten(ds) -> dict[str, np.ndarray]:
     return out
 
 
-def check_draws(draws: dict[str, np.ndarray], divergences: int) -> Diagnostics:
-    """Diagnose named (chain, draw) arrays."""
-    import arviz as az
+def _rhat_ess(draws: dict[str, np.ndarray]) -> tuple[dict, dict, dict]:
+    """``r_hat``, bulk and tail ESS of every named (chain, draw) array that is not constant.
 
-    r_hat, bulk, tail = {}, {}, {}
+    The arrays of one shape are stacked along a dimension ``parameter`` of one
+    ``xarray`` variable, so each statistic is one ArviZ call per shape (one in
+    practice). A 1-d array is one chain, as ArviZ reads it.
+    """
+    import arviz as az
+    import xarray as xr
+
+    by_shape: dict[tuple, list[str]] = {}
+    arrays = {}
     for name, arr in draws.items():
+        arr = np.asarray(arr)
         if np.ptp(arr) == 0:
             continue
-        r_hat[name] = float(az.rhat(arr))
-        bulk[name] = float(az.ess(arr, method="bulk"))
-        tail[name] = float(az.ess(arr, method="tail"))
+        arrays[name] = arr[None] if arr.ndim == 1 else arr
+        by_shape.setdefault(arrays[name].shape, []).append(name)
+    r_hat, bulk, tail = {}, {}, {}
+    for names in by_shape.values():
+        stacked = np.stack([arrays[n] for n in names], axis=-1)
+        ds = xr.Dataset({"x": (("chain", "draw", "parameter"), stacked)})
+        for out, stat in ((r_hat, az.rhat(ds)), (bulk, az.ess(ds, method="bulk")),
+                          (tail, az.ess(ds, method="tail"))):
+            out.update(zip(names, np.asarray(stat["x"], dtype=float).tolist(), strict=True))
+    order = [n for n in draws if n in arrays]  # the callers' order (ties: the first wins)
+    return ({n: r_hat[n] for n in order}, {n: bulk[n] for n in order},
+            {n: tail[n] for n in order})
+
+
+def check_draws(draws: dict[str, np.ndarray], divergences: int) -> Diagnostics:
+    """Diagnose named (chain, draw) arrays (constant ones are skipped)."""
+    r_hat, bulk, tail = _rhat_ess(draws)
     worst_r = max(r_hat, key=r_hat.get) if r_hat else ""
     worst_b = min(bulk, key=bulk.get) if bulk else ""
     worst_t = min(tail, key=tail.get) if tail else ""

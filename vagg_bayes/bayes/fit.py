@@ -23,9 +23,15 @@ from vagg_bayes.bayes.collapsed import (
 )
 from vagg_bayes.bayes.design import Design
 from vagg_bayes.bayes.diagnostics import Diagnostics, diagnose
-from vagg_bayes.bayes.glm import build_logit_model, softplus
-from vagg_bayes.bayes.priors import Priors, default_priors
-from vagg_bayes.bayes.sample import SamplerSettings, run_sampler
+from vagg_bayes.bayes.glm import build_logit_model
+from vagg_bayes.bayes.nested import (
+    NestedDraws,
+    build_nested_model,
+    nested_statistics,
+)
+from vagg_bayes.bayes.nested import group_effects_and_loglik as nested_effects_and_loglik
+from vagg_bayes.bayes.priors import Priors, default_priors, log_prior_density
+from vagg_bayes.bayes.sample import ChainSampler, SamplerSettings, run_sampler, seed_sequence
 
 _LOGLIK_ROW_LIMIT = 20_000_000  # rows x draws above which row-wise log-likelihood is skipped
 
@@ -55,6 +61,9 @@ class EquationFit:
     diagnostics : Diagnostics
     wall_time : float
         Seconds spent in the sampler (compilation included).
+    cell_effects : ndarray (C, D, J, T) or None
+        Group-time (cell) effects, drawn exactly from their conditional posterior
+        (Gaussian models with group-time effects; cells in ``design.time_labels``).
     """
 
     design: Design
@@ -68,6 +77,7 @@ class EquationFit:
     idata: object
     diagnostics: Diagnostics
     wall_time: float
+    cell_effects: np.ndarray | None = None
 
     @property
     def varying_terms(self) -> list[str]:
@@ -119,20 +129,126 @@ def _posterior_arrays(idata, names):
     return [np.asarray(post[n]) if n in post else None for n in names]
 
 
-def _bernoulli_loglik(design: Design, eta_fn, n_draws: int) -> np.ndarray:
-    """Log-likelihood summed within each group: (draws, J)."""
-    y = design.y
-    codes, J = design.group_codes, design.n_groups
-    chunk = max(1, 5_000_000 // design.n)
-    out = np.empty((n_draws, J))
-    for start in range(0, n_draws, chunk):
-        sl = slice(start, min(start + chunk, n_draws))
-        eta = eta_fn(sl)
-        ll = y * eta
-        ll -= softplus(eta)
-        for d, row in enumerate(ll, start=start):
-            out[d] = np.bincount(codes, weights=row, minlength=J)
-    return out
+def _bernoulli_group_loglik(design: Design, beta, sd, corr) -> np.ndarray:
+    """Marginal log-likelihood of every group of a logit model: (draws, J).
+
+    Adaptive Gauss-Hermite with 7 nodes per dimension (error ~1e-5 on groups of tens of
+    rows), or the Laplace approximation when rows x draws exceed ``_LOGLIK_ROW_LIMIT``.
+    """
+    from vagg_bayes.bayes.loglik import bernoulli_group_loglik
+
+    cells = design.n * beta.shape[0] * beta.shape[1]
+    laplace = cells > _LOGLIK_ROW_LIMIT
+    return bernoulli_group_loglik(design, beta, sd, corr, nodes=7, laplace=laplace)
+
+
+def child_seed(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
+    """The ``k``-th child of ``seed``, the same however often it is asked for (unlike
+    :meth:`~numpy.random.SeedSequence.spawn`, which counts its calls)."""
+    return np.random.SeedSequence(entropy=seed.entropy, spawn_key=(*seed.spawn_key, k))
+
+
+class EquationModel:
+    """One equation's model, compiled once and sampled for the data it is given.
+
+    Parameters
+    ----------
+    design : Design
+        The design of the first fit: its encoding (levels, standardisation) and its
+        priors are frozen for every later fit.
+    family : {"gaussian", "bernoulli"}
+    settings : SamplerSettings
+    priors : Priors, optional
+        Default: :func:`default_priors` of ``design`` (scaled to the first data).
+    parameterization : {"auto", "centered", "noncentered"}, default "auto"
+        Group effects of a Bernoulli model (Gaussian models integrate them out).
+
+    Notes
+    -----
+    Gaussian models keep every data array in shared variables: :meth:`fit` on new data
+    recomputes the sufficient statistics and the whitening and samples again with the
+    compiled model and NUTS step (no compilation). A Bernoulli model is rebuilt for new
+    data, with the frozen priors. With ``settings.sampler`` other than "nuts" each fit
+    goes through ``pymc.sample`` (nutpie and NumPyro compile the model themselves).
+    """
+
+    def __init__(self, design: Design, family: str, settings: SamplerSettings, *,
+                 priors: Priors | None = None, parameterization: str = "auto"):
+        if family not in ("gaussian", "bernoulli"):
+            raise ValueError(f"family must be 'gaussian' or 'bernoulli'; got {family!r}.")
+        self.design = design
+        self.family = family
+        self.settings = settings
+        self.priors = priors if priors is not None else default_priors(design, family)
+        self.parameterization = parameterization
+        self._model = None
+        self._sampler = None
+        self._stats = None
+        self._data_design = None
+
+    def _prepare(self, design: Design) -> None:
+        """Compile for the first data; afterwards point the model at ``design``."""
+        if design is self._data_design:
+            return
+        reusable = self.family == "gaussian" and self._model is not None
+        if reusable:
+            self._stats = self._model.update_data(design)
+        elif self.family == "gaussian" and design.nested:
+            self._stats = nested_statistics(design)
+            self._model = build_nested_model(design, self.priors, self._stats)
+        elif self.family == "gaussian":
+            self._stats = group_statistics(design)
+            self._model = build_collapsed_model(design, self.priors, self._stats)
+        else:
+            # The NumPy likelihood is fastest for PyMC's NUTS; nutpie and NumPyro compile
+            # the model themselves and need it as a PyTensor graph.
+            self._model = build_logit_model(
+                design, self.priors, parameterization=self.parameterization,
+                numpy_likelihood=self.settings.sampler == "nuts")
+            self._sampler = None
+        if self._sampler is None and self.settings.sampler == "nuts":
+            self._sampler = ChainSampler(self._model,
+                                         target_accept=self.settings.target_accept)
+        self._data_design = design
+
+    def fit(self, design: Design | None = None, *, seed=None) -> EquationFit:
+        """Sample the posterior for ``design`` (default: the first design).
+
+        ``seed`` (int or SeedSequence; default ``settings.random_seed``): its child 0
+        seeds the chains, child 1 the exact draws of the integrated-out effects.
+        """
+        design = self.design if design is None else design
+        self._prepare(design)
+        seed = seed_sequence(self.settings.random_seed if seed is None else seed)
+        if self._sampler is not None:
+            idata, wall = self._sampler.run(self.settings, child_seed(seed, 0))
+        else:
+            idata, wall = run_sampler(self._model, self.settings)
+        rng = np.random.default_rng(child_seed(seed, 1))
+        extra = None
+        q = len(design.varying)
+        if self.family == "gaussian" and design.nested:
+            beta, sigma, sd, corr_data, u, ll, extra = _nested_draws(
+                design, self._stats, idata, rng)
+        elif self.family == "gaussian":
+            theta, sigma, tau, corr = _posterior_arrays(idata, ["theta", "sigma", "tau",
+                                                                "corr"])
+            C, D = theta.shape[:2]
+            flat = lambda a: None if a is None else a.reshape(C * D, *a.shape[2:])  # noqa: E731
+            # Exact group effects per draw, and the log-likelihood of each group, in one pass.
+            u_flat, ll = group_effects_and_loglik(
+                self._stats, flat(theta), flat(sigma), flat(tau), flat(corr), rng=rng)
+            u_std = None if u_flat is None else u_flat.reshape(C, D, design.n_groups, q)
+            beta, sd, corr_data, u = _to_data_scale(design, theta, tau, corr, u_std)
+            if not q:
+                ll = None
+        else:
+            theta, tau, corr, u_std = _posterior_arrays(idata, ["theta", "tau", "corr", "u"])
+            sigma, ll = None, None
+            beta, sd, corr_data, u = _to_data_scale(design, theta, tau, corr, u_std)
+        log_prior = log_prior_density(self.priors, idata.posterior)
+        return _assemble(design, self.family, self.priors, beta, sigma, sd, corr_data, u, ll,
+                         idata, wall, extra=extra, log_prior=log_prior)
 
 
 def fit_equation(
@@ -142,8 +258,9 @@ def fit_equation(
     *,
     priors: Priors | None = None,
     parameterization: str = "auto",
+    seed=None,
 ) -> EquationFit:
-    """Sample the posterior of one equation.
+    """Sample the posterior of one equation (:class:`EquationModel`, fitted once).
 
     Parameters
     ----------
@@ -154,64 +271,92 @@ def fit_equation(
         Default: :func:`default_priors` (scaled to the data).
     parameterization : {"auto", "centered", "noncentered"}, default "auto"
         Group effects of a Bernoulli model (Gaussian models integrate them out).
+    seed : int or SeedSequence, optional
+        Default ``settings.random_seed``.
 
     Returns
     -------
     EquationFit
     """
-    priors = priors if priors is not None else default_priors(design, family)
-    q = len(design.varying)
-    if family == "gaussian":
-        stats = group_statistics(design)
-        model = build_collapsed_model(design, priors, stats)
-        idata, wall = run_sampler(model, settings)
-        theta, sigma, tau, corr = _posterior_arrays(idata, ["theta", "sigma", "tau", "corr"])
-        C, D = theta.shape[:2]
-        flat = lambda a: None if a is None else a.reshape(C * D, *a.shape[2:])  # noqa: E731
-        # Exact group effects per draw, and the log-likelihood of each group, in one pass.
-        rng = np.random.default_rng(settings.random_seed + 7919)
-        u_flat, ll = group_effects_and_loglik(
-            stats, flat(theta), flat(sigma), flat(tau), flat(corr), rng=rng
-        )
-        u_std = None if u_flat is None else u_flat.reshape(C, D, design.n_groups, q)
-        beta, sd, corr_data, u = _to_data_scale(design, theta, tau, corr, u_std)
-        if not q:
-            ll = None
-    elif family == "bernoulli":
-        # The NumPy likelihood is fastest for PyMC's NUTS; nutpie and NumPyro compile
-        # the model themselves and need it as a PyTensor graph.
-        model = build_logit_model(design, priors, parameterization=parameterization,
-                                  numpy_likelihood=settings.sampler == "nuts")
-        idata, wall = run_sampler(model, settings)
-        theta, tau, corr, u_std = _posterior_arrays(idata, ["theta", "tau", "corr", "u"])
-        C, D = theta.shape[:2]
-        sigma = None
-        beta, sd, corr_data, u = _to_data_scale(design, theta, tau, corr, u_std)
-        ll = None
-    else:  # validated by Spec; kept for direct callers
-        raise ValueError(f"family must be 'gaussian' or 'bernoulli'; got {family!r}.")
+    model = EquationModel(design, family, settings, priors=priors,
+                          parameterization=parameterization)
+    return model.fit(seed=seed)
 
-    return _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, wall)
+
+def design_effect(design: Design, sd_cell: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """How much the row count overstates the information on a group-time treatment.
+
+    ``1 + (m - 1) rho`` (Kish) with ``m = sum n_c^2 / sum n_c`` the row-weighted mean
+    number of rows per (group, time) cell and ``rho = sd_cell^2 / (sd_cell^2 + sigma^2)``
+    the share of the within-unit residual variance that the rows of a cell share.
+    """
+    cell = design.group_codes * (int(design.time_codes.max()) + 1) + design.time_codes
+    n_c = np.bincount(cell).astype(float)
+    m = float((n_c**2).sum() / n_c.sum())
+    rho = sd_cell**2 / (sd_cell**2 + sigma**2)
+    return 1.0 + (m - 1.0) * rho
+
+
+def _nested_draws(design: Design, stats, idata, rng: np.random.Generator):
+    """Data-scale draws of a nested Gaussian fit (:mod:`vagg_bayes.bayes.nested`), its
+    per-group log-likelihood and the extra posterior variables (``sd_unit``,
+    ``sd_cell``, ``design_effect``) of :func:`_assemble`."""
+    names = ["theta", "sigma", "sd_unit", "sd_cell", "tau", "corr"]
+    arrays = _posterior_arrays(idata, names)
+    C, D = arrays[0].shape[:2]
+    flat = [None if a is None else a.reshape(C * D, *a.shape[2:]) for a in arrays]
+    cells, u_flat, ll = nested_effects_and_loglik(stats, NestedDraws(*flat), rng=rng)
+    q = len(design.varying)
+    u_std = None if u_flat is None else u_flat.reshape(C, D, design.n_groups, q)
+    theta, sigma, sd_unit, sd_cell, tau, corr = arrays
+    beta, sd, corr_data, u = _to_data_scale(design, theta, tau, corr, u_std)
+    extra = {}
+    if sd_unit is not None:
+        extra["sd_unit"] = sd_unit
+    if sd_cell is not None:
+        extra["sd_cell"] = sd_cell
+        extra["design_effect"] = design_effect(design, sd_cell, sigma)
+    if design.group_codes is None:
+        ll = None  # one block: no per-group unit for cross-validation
+    if cells is not None:
+        extra["cell_effects"] = cells.reshape(C, D, *cells.shape[1:])
+    return beta, sigma, sd, corr_data, u, ll, extra
 
 
 def _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, wall, *,
-              extra: dict | None = None) -> EquationFit:
+              extra: dict | None = None, log_prior: np.ndarray | None = None) -> EquationFit:
     """Data-scale draws -> an :class:`EquationFit` with its InferenceData and diagnostics.
 
-    ``ll`` is the log-likelihood (draws, groups or rows), computed here when None;
-    ``extra`` adds posterior variables (chain, draw) that are diagnosed too.
+    The pointwise log-likelihood has one meaning for every family and spec (MATH.md
+    section 5): ``log_likelihood["y"]`` is per group with the group effects integrated
+    out (Gaussian: exact; Bernoulli: adaptive Gauss-Hermite), or per row without a
+    group; ``log_likelihood["y_row"]`` is per row, conditional on the drawn group
+    effects (left out, and said so in the group's attributes, when rows x draws exceed
+    ``_LOGLIK_ROW_LIMIT``). ``ll`` is the per-group array when the caller has it.
+    ``extra`` adds posterior variables (chain, draw) that are diagnosed too;
+    ``log_prior`` (chain, draw) becomes the ``log_prior`` group.
     """
     import arviz as az
     import xarray as xr
 
     C, D = beta.shape[:2]
     q = len(design.varying)
+    extra = dict(extra or {})
+    cell_effects = extra.pop("cell_effects", None)
     fit = EquationFit(design, family, priors, beta, sigma, sd, corr_data, u, None, None, wall)
-    if ll is None:
-        if q:
-            ll = _bernoulli_loglik(design, fit.linear_predictor, C * D)
-        elif design.n * C * D <= _LOGLIK_ROW_LIMIT:
-            ll = _row_loglik(fit)
+    row_ll, note = None, "per row, conditional on the group effects"
+    if design.nested:
+        note = ("left out: with unit or group-time effects (integrated out) a row's "
+                "likelihood is not conditionally independent; use the per-group values")
+    elif design.n * C * D <= _LOGLIK_ROW_LIMIT:
+        row_ll = _row_loglik(fit)
+    else:
+        note = (f"left out: {design.n} rows x {C * D} draws exceed {_LOGLIK_ROW_LIMIT} "
+                "cells; compute it with vagg_bayes.bayes.loglik on fewer draws")
+    if ll is None and q:
+        ll = _bernoulli_group_loglik(design, beta, sd, corr_data)
+    elif ll is None:
+        ll = row_ll
 
     terms = list(design.terms)
     post = {"beta": (("chain", "draw", "term"), beta)}
@@ -230,24 +375,35 @@ def _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, 
     posterior = xr.Dataset(post, coords={**coords, "chain": idata.posterior.chain,
                                          "draw": idata.posterior.draw})
     groups = {"posterior": posterior, "sample_stats": idata.sample_stats}
+    chain_draw = {"chain": idata.posterior.chain, "draw": idata.posterior.draw}
     if ll is not None:
-        dim = "group" if q else "obs"
+        dim = "group" if q and design.group_labels is not None else "obs"
+        variables = {"y": (("chain", "draw", dim), ll.reshape(C, D, -1))}
+        if row_ll is not None and dim == "group":
+            variables["y_row"] = (("chain", "draw", "obs"), row_ll.reshape(C, D, -1))
+        meaning = ("per group, group effects integrated out" if dim == "group"
+                   else "per row")
         groups["log_likelihood"] = xr.Dataset(
-            {"y": (("chain", "draw", dim), ll.reshape(C, D, -1))},
-            coords={"chain": idata.posterior.chain, "draw": idata.posterior.draw,
-                    **({"group": coords["group"]} if q else {})},
+            variables, coords={**chain_draw, **({"group": coords["group"]}
+                                                if dim == "group" else {})},
+            attrs={"y": meaning, "y_row": note},
         )
+    if log_prior is not None:
+        groups["log_prior"] = xr.Dataset({"prior": (("chain", "draw"), log_prior)},
+                                         coords=chain_draw)
     out = az.InferenceData(**groups)
     diag_vars = ["beta", "sigma", "group_sd", "group_corr", *(extra or {})]
     if family == "bernoulli" and q:
         diag_vars.append("group_effect")
     diagnostics = diagnose(out, diag_vars)
     return EquationFit(
-        design, family, priors, beta, sigma, sd, corr_data, u, out, diagnostics, wall
+        design, family, priors, beta, sigma, sd, corr_data, u, out, diagnostics, wall,
+        cell_effects=cell_effects,
     )
 
 
-def fit_joint_pair(mediator: Design, outcome: Design, settings: SamplerSettings,
+def fit_joint_pair(mediator: Design, outcome: Design, settings: SamplerSettings, *,
+                   priors: tuple[Priors, Priors] | None = None,
                    ) -> tuple[EquationFit, EquationFit]:
     """Fit a mediator and an outcome equation (both Gaussian, each with one varying
     slope) whose group effects share one 4 x 4 covariance (:mod:`vagg_bayes.bayes.joint`).
@@ -258,8 +414,9 @@ def fit_joint_pair(mediator: Design, outcome: Design, settings: SamplerSettings,
     """
     from vagg_bayes.bayes.joint import fit_joint
 
-    priors = [dataclasses.replace(default_priors(d, "gaussian"), joint=True)
-              for d in (mediator, outcome)]
+    if priors is None:
+        priors = [dataclasses.replace(default_priors(d, "gaussian"), joint=True)
+                  for d in (mediator, outcome)]
     r = fit_joint(mediator, outcome, *priors, settings)
     C, D = r["shape"]
     J = mediator.n_groups
@@ -282,10 +439,9 @@ def fit_joint_pair(mediator: Design, outcome: Design, settings: SamplerSettings,
 
 
 def _row_loglik(fit: EquationFit) -> np.ndarray:
-    """Pointwise log-likelihood per row (models without a group): (draws, n)."""
-    eta = fit.linear_predictor(slice(None))
-    y = fit.design.y
+    """Pointwise log-likelihood per row, conditional on the group effects: (draws, n)."""
+    from vagg_bayes.bayes.loglik import bernoulli_row_loglik, gaussian_row_loglik
+
     if fit.family == "gaussian":
-        s = fit.sigma.reshape(-1)[:, None]
-        return -0.5 * (np.log(2 * np.pi * s**2) + ((y - eta) / s) ** 2)
-    return y * eta - np.logaddexp(0, eta)
+        return gaussian_row_loglik(fit.design, fit.beta, fit.sigma, fit.group_effects)
+    return bernoulli_row_loglik(fit.design, fit.beta, fit.group_effects)

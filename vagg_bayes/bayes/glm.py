@@ -22,7 +22,7 @@ posterior; ``tests/bayes/test_glm.py`` checks the density against the textbook m
   move with the coefficients of the city-level part of a control, the ridge that made
   a region indicator beside 60 city intercepts mix slowly.
 - **Whitening.** Every free parameter is an affine function of the sampled vector
-  ``w`` (``v = m + C w``) built from a cheap approximation of the posterior: a pooled
+  ``w`` (``v = shift + scale w``) built from a cheap approximation of the posterior: a pooled
   logistic fit, one Newton solve per group for its coefficients, and the mode and
   curvature of the group SDs' approximate marginal likelihood
   (:func:`_profile_log_tau`). NUTS then starts in the bulk with a mass matrix that is
@@ -36,17 +36,27 @@ from one NumPy operation (:class:`LogitLoglik`): SIMD ``exp``/``log``, rows sort
 group so that group sums are contiguous segment sums. nutpie and NumPyro compile the
 model themselves, so for them the same likelihood is written as a PyTensor graph.
 
-May import: numpy, pymc, pytensor, vagg_bayes.bayes.design, vagg_bayes.bayes.priors.
+May import: numpy, pymc, pytensor, vagg_bayes.bayes.design, vagg_bayes.bayes.priors,
+vagg_bayes.bayes.numeric, vagg_bayes.bayes.diagnostics.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 from vagg_bayes.bayes.design import Design
+from vagg_bayes.bayes.diagnostics import FallbackWarning
+from vagg_bayes.bayes.numeric import softplus, softplus_sigmoid
 from vagg_bayes.bayes.priors import Priors
+
+__all__ = [
+    "PARAMETERIZATIONS", "build_logit_model", "centered_mask", "centring_weights",
+    "group_cholesky", "group_level_columns", "group_means", "softplus",
+]  # softplus: re-exported from vagg_bayes.bayes.numeric (vagg_bayes.bayes.fit imports it)
 
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
 _TYPICAL_GROUP_SD = 0.5  # on the logit scale; used only to choose the parameterisation
@@ -149,36 +159,6 @@ def group_means(design: Design, cols: list[int]) -> np.ndarray:
 # --------------------------------------------------------------------------- likelihood
 
 
-def softplus(eta: np.ndarray) -> np.ndarray:
-    """``log(1 + exp(eta))``, stable for any ``eta``, with vectorised ``exp`` and ``log``."""
-    e = np.abs(eta)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    e += 1.0
-    np.log(e, out=e)
-    e += np.maximum(eta, 0.0)
-    return e
-
-
-def _softplus_sigmoid(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``log(1 + exp(eta))`` and ``1 / (1 + exp(-eta))``, stable for any ``eta``.
-
-    NumPy's ``exp`` and ``log`` are vectorised (SIMD); ``log1p`` and ``where`` are not,
-    hence ``softplus = max(eta, 0) + log(1 + exp(-|eta|))`` (the absolute error of
-    ``log`` against ``log1p`` is below 1e-16) and ``sigmoid = exp(eta - softplus)``.
-    """
-    e = np.abs(eta)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    e += 1.0
-    np.log(e, out=e)
-    softplus = np.maximum(eta, 0.0)
-    softplus += e
-    np.subtract(eta, softplus, out=e)
-    np.exp(e, out=e)
-    return softplus, e
-
-
 class _Rows:
     """The row-level arrays of a logistic regression with group coefficients.
 
@@ -226,8 +206,8 @@ class _Rows:
 
     def loglik_grad(self, theta_rest: np.ndarray, coef: np.ndarray):
         eta = self.eta(theta_rest, coef)
-        softplus, sigmoid = _softplus_sigmoid(eta)
-        logp = float(np.einsum("i,i->", self.y, eta) - softplus.sum())
+        log1p_exp, sigmoid = softplus_sigmoid(eta)
+        logp = float(np.einsum("i,i->", self.y, eta) - log1p_exp.sum())
         r = np.subtract(self.y, sigmoid, out=sigmoid)
         g_theta = (np.einsum("ij,i->j", self.Z_rest, r) if self.Z_rest is not None
                    else np.zeros(0))
@@ -285,58 +265,74 @@ def _make_loglik_op():
 
 
 def _newton_pooled(design: Design, priors: Priors, iterations: int = 30):
-    """Posterior mode and Hessian of the pooled logistic regression (no group effects)."""
+    """Posterior mode and Hessian of the pooled logistic regression (no group effects).
+
+    If Newton's steps leave the finite numbers (an extreme regressor scale; a separating
+    regressor under a very wide prior), the prior mean and precision are returned with
+    a :class:`~vagg_bayes.bayes.diagnostics.FallbackWarning`.
+    """
     Z, y = design.Z, design.y
     prec = 1.0 / np.asarray(priors.theta_sd, dtype=float) ** 2
     mu = np.asarray(priors.theta_mu, dtype=float)
     theta = mu.copy()
-    H = np.diag(prec)
+    hessian = np.diag(prec)
     for _ in range(iterations):
-        _, prob = _softplus_sigmoid(Z @ theta)
-        grad = Z.T @ (y - prob) - prec * (theta - mu)
-        H = (Z * (prob * (1 - prob))[:, None]).T @ Z + np.diag(prec)
-        step = np.linalg.solve(H, grad)
-        theta = theta + step
+        with np.errstate(over="ignore", invalid="ignore"):  # a failure is caught below
+            _, prob = softplus_sigmoid(Z @ theta)
+            grad = Z.T @ (y - prob) - prec * (theta - mu)
+            hessian = (Z * (prob * (1 - prob))[:, None]).T @ Z + np.diag(prec)
+            try:
+                step = np.linalg.solve(hessian, grad)
+            except np.linalg.LinAlgError:
+                step = np.full_like(theta, np.nan)
+            theta = theta + step
         if not np.all(np.isfinite(theta)):
+            warnings.warn(
+                "The pooled logistic fit that starts the sampler and scales its whitening "
+                "failed (non-finite coefficients); it starts from the prior mean instead, "
+                "so warm-up may be slow and the chains may not mix. Remedy: look for a "
+                "regressor with an extreme scale or one that separates the outcome "
+                "perfectly (drop or recode it), or give the coefficients tighter priors.",
+                FallbackWarning, stacklevel=3)
             return mu.copy(), np.diag(prec)
         if np.max(np.abs(step)) < 1e-8:
             break
-    return theta, H
+    return theta, hessian
 
 
 def _group_newton(rows: _Rows, theta_rest, b0, prior_mean, prior_prec, iterations=8):
     """Mode and Hessian of every group's coefficients given ``theta_rest`` and a normal prior.
 
     ``b0`` (J, q) start, ``prior_mean`` (q,) or (J, q), ``prior_prec`` (q, q) or
-    (J, q, q). Vectorised over
-    groups with segment sums; returns ``b`` (J, q) and ``H`` (J, q, q).
+    (J, q, q). Vectorised over groups with segment sums; returns the modes (J, q) and
+    the Hessians (J, q, q).
     """
     J, q = b0.shape
     offset = rows.Z_rest @ theta_rest if rows.Z_rest is not None else np.zeros(len(rows.y))
     Ws = [np.ones(len(rows.y)) if W is None else W for W in rows.W]
-    b = b0.copy()
-    H = np.broadcast_to(prior_prec, (J, q, q)).copy()
+    mode = b0.copy()
+    hessian = np.broadcast_to(prior_prec, (J, q, q)).copy()
     for _ in range(iterations):
         eta = offset.copy()
         for a in range(q):
-            eta += np.repeat(b[:, a], rows.counts) * Ws[a]
-        _, prob = _softplus_sigmoid(eta)
+            eta += np.repeat(mode[:, a], rows.counts) * Ws[a]
+        _, prob = softplus_sigmoid(eta)
         r, wt = rows.y - prob, prob * (1 - prob)
         g = np.stack([rows.group_sum(r * Ws[a]) for a in range(q)], axis=1)
-        g -= np.einsum("ja,jab->jb", b - prior_mean, np.broadcast_to(prior_prec, (J, q, q)))
-        H = np.broadcast_to(prior_prec, (J, q, q)).copy()
+        g -= np.einsum("ja,jab->jb", mode - prior_mean, np.broadcast_to(prior_prec, (J, q, q)))
+        hessian = np.broadcast_to(prior_prec, (J, q, q)).copy()
         for a in range(q):
-            for c in range(a + 1):
-                h = rows.group_sum(wt * Ws[a] * Ws[c])
-                H[:, a, c] += h
-                if c != a:
-                    H[:, c, a] += h
-        step = np.linalg.solve(H, g[..., None])[..., 0]
+            for k in range(a + 1):
+                h = rows.group_sum(wt * Ws[a] * Ws[k])
+                hessian[:, a, k] += h
+                if k != a:
+                    hessian[:, k, a] += h
+        step = np.linalg.solve(hessian, g[..., None])[..., 0]
         step = np.clip(step, -2.0, 2.0)  # groups with separation: keep the start sane
-        b = b + step
+        mode = mode + step
         if np.max(np.abs(step)) < 1e-6:
             break
-    return b, H
+    return mode, hessian
 
 
 def group_cholesky(sd: np.ndarray, corr: float, xbar: np.ndarray | None) -> np.ndarray:
@@ -383,57 +379,159 @@ def _profile_log_tau(b_hat, h, X, tau_scale):
     return float(np.exp(grid[i])), float(np.clip(sd, 0.03, 1.5)), gammas[i]
 
 
-def _prefit(design: Design, priors: Priors, rows: _Rows, row: list[int], w: list[int],
-            glev: list[int], G: np.ndarray, Grow: np.ndarray, xbar: np.ndarray | None):
+@dataclass(frozen=True, eq=False)
+class _Columns:
+    """How the population columns of ``design.Z`` enter the model (column indices).
+
+    Attributes
+    ----------
+    varying : list of int
+        Columns with group coefficients: the intercept, then the varying slope if any.
+    group_level : list of int
+        Columns constant within groups (:func:`group_level_columns`): they enter the
+        mean of the group intercepts.
+    row_level : list of int
+        The other population columns: the rows carry their within-group deviations.
+    group_level_values : ndarray (J, len(group_level))
+        The group-level columns' value in each group.
+    row_level_means : ndarray (J, len(row_level))
+        The row-level columns' mean in each group (they enter the intercepts' mean).
+    slope_means : ndarray (J,) or None
+        The varying slope column's mean in each group (``xbar``; the group coefficients
+        are then ``(c_j, b_j1)`` with ``c_j = b_j0 + xbar_j b_j1``, see
+        :func:`group_cholesky`); None without a varying slope.
+    """
+
+    varying: list[int]
+    group_level: list[int]
+    row_level: list[int]
+    group_level_values: np.ndarray
+    row_level_means: np.ndarray
+    slope_means: np.ndarray | None
+
+    @classmethod
+    def of(cls, design: Design) -> _Columns:
+        varying = list(design.varying)
+        group_level = group_level_columns(design)
+        row_level = [k for k in range(design.p) if k not in varying and k not in group_level]
+        slope_means = (group_means(design, [varying[1]])[:, 0] if len(varying) == 2
+                       else None)
+        return cls(varying, group_level, row_level, group_means(design, group_level),
+                   group_means(design, row_level), slope_means)
+
+
+@dataclass(frozen=True, eq=False)
+class Prefit:
+    """Quick approximation of the posterior (:func:`_prefit`): start and scales of whitening.
+
+    Attributes
+    ----------
+    theta : ndarray (p,)
+        Population coefficients (standardised) at the approximate mode.
+    row_hessian : ndarray (r, r)
+        Hessian of the row-level coefficients given the group coefficients (prior
+        included).
+    group_mode : ndarray (J, q)
+        Every group's coefficients ``(c_j, b_j1)`` at their mode given ``theta``.
+    group_hessian : ndarray (J, q, q)
+        Their Hessian (prior included): ``inv`` of it approximates their posterior
+        covariance.
+    tau : ndarray (q,)
+        Group SDs at the mode of their approximate marginal likelihood.
+    log_tau_sd : ndarray (q,)
+        Approximate posterior SDs of ``log tau``.
+    corr : float
+        Correlation of the group intercept and slope (0 without a varying slope).
+    logit_corr_sd : float
+        Approximate posterior SD of ``logit((1 + corr) / 2)`` (0 without a varying
+        slope).
+    intercept_mean_cov : ndarray (1 + g, 1 + g)
+        Approximate covariance of the coefficients of the group intercepts' mean,
+        ``[theta_0, theta[group_level]]``.
+    group_mean : ndarray (J, q)
+        Every group's prior mean of ``(c_j, b_j1)`` at ``theta``.
+    """
+
+    theta: np.ndarray
+    row_hessian: np.ndarray
+    group_mode: np.ndarray
+    group_hessian: np.ndarray
+    tau: np.ndarray
+    log_tau_sd: np.ndarray
+    corr: float
+    logit_corr_sd: float
+    intercept_mean_cov: np.ndarray
+    group_mean: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class _Whitening:
+    """The affine map ``v = shift + scale w`` of :func:`_whitening`.
+
+    Attributes
+    ----------
+    pop_shift : ndarray (n_pop,)
+        Population block: ``theta``, ``log tau`` and ``logit((1 + corr) / 2)``.
+    pop_scale : ndarray (n_pop, n_pop)
+    coord_mean : ndarray (J, q)
+        Mean of every group's sampled coordinates ``F``.
+    coord_chol : ndarray (J, q, q)
+        Lower-triangular Cholesky factor of their covariance, per group.
+    """
+
+    pop_shift: np.ndarray
+    pop_scale: np.ndarray
+    coord_mean: np.ndarray
+    coord_chol: np.ndarray
+
+
+def _prefit(design: Design, priors: Priors, rows: _Rows, cols: _Columns) -> Prefit:
     """Quick approximation of the posterior: the starting point and scales of whitening.
 
     One Newton solve per group under a wide prior gives each group's data estimate and
     precision; :func:`_profile_log_tau` turns them into the mode and SD of every group
-    SD (the group-level columns ``G`` regressed out of the intercepts); a second Newton
-    solve under that prior gives the group modes. ``Grow`` holds the group means of
-    the row-level columns (``rows`` holds their within-group deviations), ``xbar``
-    those of the varying slope's column (the group coefficients are ``(c_j, b_j1)``,
-    see :func:`group_cholesky`).
-
-    Returns ``theta0`` (p,), the Hessian ``H_row`` of the row-level coefficients given
-    the group coefficients, every group's coefficient mode ``b`` (J, q) and Hessian
-    ``Hb`` (J, q, q), the group SDs ``sd`` (q,) with the SDs of their logarithms
-    ``sd_log`` (q,), the correlation ``corr0`` and the SD of its logit ``sd_corr``, and
-    the approximate covariance of the intercept-mean coefficients ``[theta_0,
-    theta_glev]``, and every group's mean ``(J, q)`` at ``theta0``.
+    SD (the group-level columns regressed out of the intercepts); a second Newton solve
+    under that prior gives the group modes. ``rows`` holds the within-group deviations
+    of the row-level columns, ``cols`` their group means (and those of the varying
+    slope's column: the group coefficients are ``(c_j, b_j1)``, see
+    :func:`group_cholesky`).
     """
-    q, J = len(w), design.n_groups
+    varying, group_level, row_level = cols.varying, cols.group_level, cols.row_level
+    level_values, row_means, xbar = (cols.group_level_values, cols.row_level_means,
+                                     cols.slope_means)
+    q, J = len(varying), design.n_groups
     theta0, _ = _newton_pooled(design, priors)
-    G1 = np.column_stack([np.ones(J), G])
+    G1 = np.column_stack([np.ones(J), level_values])
 
     def group_mean(theta):
-        mean = np.tile(theta[w], (J, 1))
-        mean[:, 0] += G @ theta[glev] + Grow @ theta[row]
+        mean = np.tile(theta[varying], (J, 1))
+        mean[:, 0] += level_values @ theta[group_level] + row_means @ theta[row_level]
         if q == 2:
-            mean[:, 0] += xbar * theta[w[1]]
+            mean[:, 0] += xbar * theta[varying[1]]
         return mean
 
     wide = np.full(q, 2.0 * _TYPICAL_GROUP_SD)
     start = group_mean(theta0)
-    b, Hb = _group_newton(rows, theta0[row], start, start, np.diag(1 / wide**2))
+    mode, hessian = _group_newton(rows, theta0[row_level], start, start,
+                                  np.diag(1 / wide**2))
     # Each group's data estimate (the prior's pull undone) and its marginal precision.
-    Vd = np.linalg.inv(Hb - np.diag(1 / wide**2) + 1e-8 * np.eye(q))
-    b_hat = b + (Vd @ ((b - start) / wide**2)[..., None])[..., 0]
+    Vd = np.linalg.inv(hessian - np.diag(1 / wide**2) + 1e-8 * np.eye(q))
+    b_hat = mode + (Vd @ ((mode - start) / wide**2)[..., None])[..., 0]
     h = 1.0 / np.diagonal(Vd, axis1=1, axis2=2)
     sd, sd_log = np.empty(q), np.empty(q)
     theta0 = theta0.copy()
     for a in range(q):
         if a == 0:
-            target, X = b_hat[:, 0] - Grow @ theta0[row], G1
+            target, X = b_hat[:, 0] - row_means @ theta0[row_level], G1
             if q == 2:
                 target = target - xbar * b_hat[:, 1]  # back to b_j0
         else:
             target, X = b_hat[:, a], np.ones((J, 1))
         sd[a], sd_log[a], gamma = _profile_log_tau(target, h[:, a], X, float(priors.tau_scale))
         if a == 0:
-            theta0[0], theta0[glev] = gamma[0], gamma[1:]
+            theta0[0], theta0[group_level] = gamma[0], gamma[1:]
         else:
-            theta0[w[a]] = gamma[0]
+            theta0[varying[a]] = gamma[0]
     # Groups whose data inform coordinate a (shrinkage weights): the effective number of
     # groups behind the correlation.
     shrink = sd**2 * h / (1 + sd**2 * h)
@@ -449,49 +547,57 @@ def _prefit(design: Design, priors: Priors, rows: _Rows, row: list[int], w: list
         sd_corr = float(np.clip(2.0 / np.sqrt(j_eff), 0.1, 1.5))
     Lj = group_cholesky(sd, corr0, xbar)
     prec = np.linalg.inv(Lj @ np.swapaxes(Lj, 1, 2))
-    b, Hb = _group_newton(rows, theta0[row], b, group_mean(theta0), prec, iterations=4)
-    cov_mean = np.linalg.inv(G1.T @ G1) * (sd[0] ** 2 + np.linalg.inv(Hb)[:, 0, 0].mean())
-    H_row = np.diag(1.0 / np.asarray(priors.theta_sd, dtype=float)[row] ** 2)
-    if row:
-        eta = rows.eta(theta0[row], b)
-        _, prob = _softplus_sigmoid(eta)
+    mode, hessian = _group_newton(rows, theta0[row_level], mode, group_mean(theta0), prec,
+                                  iterations=4)
+    cov_mean = np.linalg.inv(G1.T @ G1) * (sd[0] ** 2 + np.linalg.inv(hessian)[:, 0, 0].mean())
+    H_row = np.diag(1.0 / np.asarray(priors.theta_sd, dtype=float)[row_level] ** 2)
+    if row_level:
+        eta = rows.eta(theta0[row_level], mode)
+        _, prob = softplus_sigmoid(eta)
         H_row = H_row + (rows.Z_rest * (prob * (1 - prob))[:, None]).T @ rows.Z_rest
-    return theta0, H_row, b, Hb, sd, sd_log, corr0, sd_corr, cov_mean, group_mean(theta0)
+    return Prefit(theta=theta0, row_hessian=H_row, group_mode=mode, group_hessian=hessian,
+                  tau=sd, log_tau_sd=sd_log, corr=corr0, logit_corr_sd=sd_corr,
+                  intercept_mean_cov=cov_mean, group_mean=group_mean(theta0))
 
 
-def _whitening(design, row, w, glev, theta0, H_row, b, Hb, sd, sd_log, corr0, sd_corr,
-               cov_mean, lam, mean_pre, xbar):
-    """Affine map ``v = m + C w`` that makes the posterior roughly N(0, I).
+def _whitening(design: Design, cols: _Columns, prefit: Prefit, lam: np.ndarray) -> _Whitening:
+    """Affine map ``v = shift + scale w`` that makes the posterior roughly N(0, I).
 
     The population block (``theta``, ``log tau``, ``logit((1 + corr) / 2)``) gets a
-    dense scale ``P``: the Cholesky factor of the conditional covariance of the
-    row-level coefficients (``H_row^-1``), of ``cov_mean`` for the intercept and the
-    group-level columns, and diagonal entries for the rest. The group block, in group
-    order, is ``F = M + C R``: ``F`` is the sampled coordinate of the partially centred
-    parameterisation (see :func:`build_logit_model`), an affine function ``F = A b +
-    const`` of the group's coefficients ``b`` at the prefit hyper-parameters, so its
-    mean is ``M`` and ``C`` (lower triangular per group) is the Cholesky factor of
-    ``A V A'`` with ``V`` the group's approximate posterior covariance.
+    dense scale: the Cholesky factor of the conditional covariance of the row-level
+    coefficients (``prefit.row_hessian^-1``), of ``prefit.intercept_mean_cov`` for the
+    intercept and the group-level columns, and diagonal entries for the rest. The group
+    block, in group order, is ``F = M + K R`` (``R ~ N(0, I)``): ``F`` is the sampled
+    coordinate of the partially centred parameterisation (see
+    :func:`build_logit_model`), an affine function ``F = A b + const`` of the group's
+    coefficients ``b`` at the prefit hyper-parameters, so its mean is ``M``
+    (``coord_mean``) and ``K`` (``coord_chol``, lower triangular per group) is the
+    Cholesky factor of ``A V A'`` with ``V`` the group's approximate posterior
+    covariance. ``lam`` (J, q) are the centring weights.
     """
-    p, q, J = design.p, len(w), design.n_groups
+    varying, row_level = cols.varying, cols.row_level
+    p, q, J = design.p, len(varying), design.n_groups
+    tau, b, mean_pre = prefit.tau, prefit.group_mode, prefit.group_mean
     n_pop = p + q + (q == 2)
-    P = np.zeros((n_pop, n_pop))
-    if row:
-        P[np.ix_(row, row)] = np.linalg.cholesky(np.linalg.inv(H_row))
-    mean_cols = [0, *glev]
-    P[np.ix_(mean_cols, mean_cols)] = np.linalg.cholesky(cov_mean)
+    scale = np.zeros((n_pop, n_pop))
+    if row_level:
+        scale[np.ix_(row_level, row_level)] = np.linalg.cholesky(
+            np.linalg.inv(prefit.row_hessian))
+    mean_cols = [0, *cols.group_level]
+    scale[np.ix_(mean_cols, mean_cols)] = np.linalg.cholesky(prefit.intercept_mean_cov)
     if q == 2:
-        P[w[1], w[1]] = sd[1] / np.sqrt(J)
-    m = [*theta0, *np.log(sd)]
+        scale[varying[1], varying[1]] = tau[1] / np.sqrt(J)
+    shift = [*prefit.theta, *np.log(tau)]
     for a in range(q):
-        P[p + a, p + a] = sd_log[a]
+        scale[p + a, p + a] = prefit.log_tau_sd[a]
     if q == 2:
-        m.append(float(np.log1p(corr0) - np.log1p(-corr0)))  # logit((1 + corr) / 2)
-        P[p + q, p + q] = sd_corr
-    V = np.linalg.inv(Hb)  # (J, q, q)
+        corr0 = prefit.corr
+        shift.append(float(np.log1p(corr0) - np.log1p(-corr0)))  # logit((1 + corr) / 2)
+        scale[p + q, p + q] = prefit.logit_corr_sd
+    V = np.linalg.inv(prefit.group_hessian)  # (J, q, q)
     # F_a = lam_a mean_a + L_aa^(lam_a - 1) (b_a - mean_a), mean_1 = theta_1 + l10 z_0,
     # with the group's own Cholesky factor L (group_cholesky).
-    Lj = group_cholesky(sd, corr0, xbar)
+    Lj = group_cholesky(tau, prefit.corr, cols.slope_means)
     L00 = Lj[:, 0, 0]
     d0 = L00 ** (lam[:, 0] - 1)
     M = np.empty((J, q))
@@ -506,8 +612,9 @@ def _whitening(design, row, w, glev, theta0, H_row, b, Hb, sd, sd_log, corr0, sd
         A[:, 1, 1] = d1
         A[:, 1, 0] = (lam[:, 1] - d1) * l10 / L00
     cov = A @ V @ np.swapaxes(A, 1, 2)
-    C = np.linalg.cholesky(cov + 1e-12 * np.eye(q))
-    return np.asarray(m), P, M, C
+    chol = np.linalg.cholesky(cov + 1e-12 * np.eye(q))
+    return _Whitening(pop_shift=np.asarray(shift), pop_scale=scale, coord_mean=M,
+                      coord_chol=chol)
 
 
 # --------------------------------------------------------------------------- the model
@@ -542,8 +649,8 @@ def build_logit_model(
         from ``theta`` and from the group-level part of the mean) in group order.
         ``model.centring`` is the (J, q) array of centring weights ``lam``,
         ``model.centred`` the mask ``lam > 1/2``, ``model.group_level`` the names of
-        the columns constant within groups. Without a group: ``theta`` is the free variable. The log
-        posterior is in ``Potential`` terms.
+        the columns constant within groups. Without a group: ``theta`` is the free
+        variable. The log posterior is in ``Potential`` terms.
 
     Notes
     -----
@@ -568,22 +675,20 @@ def build_logit_model(
         return model
 
     p, J = design.p, design.n_groups
-    w = list(design.varying)
-    glev = group_level_columns(design)
-    row = [k for k in range(p) if k not in w and k not in glev]
-    G, Grow = group_means(design, glev), group_means(design, row)
-    xbar = group_means(design, [w[1]])[:, 0] if q == 2 else None
-    rows = _Rows(design, row, w, design.group_codes, rest_means=Grow, slope_means=xbar)
-    theta0, H_row, b, Hb, sd, sd_log, corr0, sd_corr, cov_mean, mean_pre = _prefit(
-        design, priors, rows, row, w, glev, G, Grow, xbar)
-    lam = centring_weights(design, parameterization, group_sd=sd * np.exp(-sd_log))
+    cols = _Columns.of(design)
+    varying, group_level, row_level = cols.varying, cols.group_level, cols.row_level
+    rows = _Rows(design, row_level, varying, design.group_codes,
+                 rest_means=cols.row_level_means, slope_means=cols.slope_means)
+    prefit = _prefit(design, priors, rows, cols)
+    # "auto": a conservative group SD, one SD below the prefit's mode on the log scale.
+    lam = centring_weights(design, parameterization,
+                           group_sd=prefit.tau * np.exp(-prefit.log_tau_sd))
     centred = lam > 0.5
-    m, P, M, Cg = _whitening(design, row, w, glev, theta0, H_row, b, Hb, sd, sd_log, corr0,
-                             sd_corr, cov_mean, lam, mean_pre, xbar)
+    white = _whitening(design, cols, prefit, lam)
     n_pop = p + q + (q == 2)
 
     labels = [str(v) for v in design.group_labels]
-    varying_names = [design.terms[k] for k in w]
+    varying_names = [design.terms[k] for k in varying]
     names = [f"theta[{t}]" for t in design.terms] + [f"log_tau[{t}]" for t in varying_names]
     if q == 2:
         names.append("logit_corr")
@@ -594,24 +699,26 @@ def build_logit_model(
     # Every data-dependent number is a shared variable: a literal would be compiled
     # into the C code, which would then be rebuilt for each data set.
     sh = {
-        "m": m, "P": P, "G": G, "Grow": Grow,
+        "pop_shift": white.pop_shift, "pop_scale": white.pop_scale,
+        "group_level_values": cols.group_level_values,
+        "row_level_means": cols.row_level_means,
         "theta_mu": np.asarray(priors.theta_mu, dtype=float),
         "theta_sd": np.asarray(priors.theta_sd, dtype=float),
         "tau_scale": np.asarray(priors.tau_scale, dtype=float),
         "lkj_eta": np.asarray(priors.lkj_eta, dtype=float),
     }
     for a in range(q):
-        sh[f"M{a}"] = M[:, a]
-        sh[f"C{a}{a}"] = Cg[:, a, a]
+        sh[f"coord_mean{a}"] = white.coord_mean[:, a]
+        sh[f"chol{a}{a}"] = white.coord_chol[:, a, a]
         sh[f"lam{a}"] = lam[:, a]
     if q == 2:
-        sh["C10"] = Cg[:, 1, 0]
-        sh["xbar"] = xbar
+        sh["chol10"] = white.coord_chol[:, 1, 0]
+        sh["xbar"] = cols.slope_means
     sh = {k: pytensor.shared(np.asarray(v, dtype=float), name=k) for k, v in sh.items()}
 
     with pm.Model(coords=coords) as model:
-        wv = pm.Flat("w", dims="unconstrained")
-        pop = sh["m"] + pt.dot(sh["P"], wv[:n_pop])
+        whitened = pm.Flat("w", dims="unconstrained")
+        pop = sh["pop_shift"] + pt.dot(sh["pop_scale"], whitened[:n_pop])
         theta = pop[:p]
         log_tau = pop[p : p + q]
         tau = pt.exp(log_tau)
@@ -629,16 +736,17 @@ def build_logit_model(
             L00 = pt.sqrt(tau[0] ** 2 + 2 * xb * s01 + xb**2 * tau[1] ** 2)
             l10 = (s01 + xb * tau[1] ** 2) / L00
             L_diag = [L00, tau[0] * tau[1] * pt.sqrt(1 - corr**2) / L00]
-        R = wv[n_pop:].reshape((J, q))
-        F0 = sh["M0"] + sh["C00"] * R[:, 0]
-        F = [F0] if q == 1 else [F0, sh["M1"] + sh["C10"] * R[:, 0] + sh["C11"] * R[:, 1]]
+        R = whitened[n_pop:].reshape((J, q))
+        F0 = sh["coord_mean0"] + sh["chol00"] * R[:, 0]
+        F = [F0] if q == 1 else [
+            F0, sh["coord_mean1"] + sh["chol10"] * R[:, 0] + sh["chol11"] * R[:, 1]]
         # The group means of the population columns enter every group's intercept mean
         # (the rows carry the within-group deviations), (J,).
         g_term = pt.zeros(J)
-        if glev:
-            g_term = g_term + pt.dot(sh["G"], theta[glev])
-        if row:
-            g_term = g_term + pt.dot(sh["Grow"], theta[row])
+        if group_level:
+            g_term = g_term + pt.dot(sh["group_level_values"], theta[group_level])
+        if row_level:
+            g_term = g_term + pt.dot(sh["row_level_means"], theta[row_level])
         # Coordinate a of group j, partially centred with weight lam (1: the coefficient
         # b_ja itself is sampled, 0: the standard normal z_ja): the sampled value is
         # F = lam mean + L_aa^lam z, so that b = mean + L_aa z; density log N(z | 0, 1)
@@ -647,20 +755,20 @@ def build_logit_model(
         for a in range(q):
             lam_a, La = sh[f"lam{a}"], L_diag[a]
             if a == 0:
-                mean = theta[0] + g_term + (xb * theta[w[1]] if q == 2 else 0.0)
+                mean = theta[0] + g_term + (xb * theta[varying[1]] if q == 2 else 0.0)
             else:
-                mean = theta[w[a]] + l10 * zs[0]
+                mean = theta[varying[a]] + l10 * zs[0]
             z = (F[a] - lam_a * mean) * pt.exp(-lam_a * pt.log(La))
             bs.append(mean + La * z)
             zs.append(z)
             lp = lp - 0.5 * pt.sum(z**2) - pt.sum(lam_a * pt.log(La))
         coef = bs[0][:, None] if q == 1 else pt.stack(bs, axis=1)  # (J, q), group order
         if numpy_likelihood:
-            loglik = _make_loglik_op()(rows)(theta[row], coef)[0]
+            loglik = _make_loglik_op()(rows)(theta[row_level], coef)[0]
         else:
             y = pytensor.shared(rows.y, name="y")
-            eta = (pt.dot(pytensor.shared(rows.Z_rest, name="Z_rest"), theta[row])
-                   if row else pt.zeros(len(rows.y)))
+            eta = (pt.dot(pytensor.shared(rows.Z_rest, name="Z_rest"), theta[row_level])
+                   if row_level else pt.zeros(len(rows.y)))
             for a, W in enumerate(rows.W):
                 g = coef[:, a][rows.codes]
                 eta = eta + (g if W is None else g * pytensor.shared(W, name=f"W{a}"))
@@ -676,10 +784,10 @@ def build_logit_model(
             u = coef - (theta[0] + g_term)[:, None]
         else:
             b0 = bs[0] - xb * bs[1]
-            u = pt.stack([b0 - theta[0] - g_term, bs[1] - theta[w[1]]], axis=1)
+            u = pt.stack([b0 - theta[0] - g_term, bs[1] - theta[varying[1]]], axis=1)
         pm.Deterministic("u", u, dims=("group", "varying"))
     model.centred = centred
     model.centring = lam
-    model.slope_means = xbar
-    model.group_level = [design.terms[k] for k in glev]
+    model.slope_means = cols.slope_means
+    model.group_level = [design.terms[k] for k in group_level]
     return model

@@ -21,7 +21,7 @@ and the group effects are drawn afterwards from their exact conditional posterio
 ``N(L B_j^-1 h_j, L B_j^-1 L')``.
 
 May import: numpy, pymc, pytensor, vagg_bayes.bayes.design, vagg_bayes.bayes.priors,
-vagg_bayes.bayes.collapsed, vagg_bayes.bayes.sample.
+vagg_bayes.bayes.collapsed, vagg_bayes.bayes.sample, vagg_bayes.bayes.numeric.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ import numpy as np
 
 from vagg_bayes.bayes.collapsed import GroupStats, group_statistics
 from vagg_bayes.bayes.design import Design
+from vagg_bayes.bayes.numeric import LOG_2PI
 from vagg_bayes.bayes.priors import Priors
 from vagg_bayes.bayes.sample import SamplerSettings, run_sampler
-
-LOG_2PI = float(np.log(2 * np.pi))
 
 
 def _check_pair(dm: Design, dy: Design) -> None:
@@ -45,9 +44,10 @@ def _check_pair(dm: Design, dy: Design) -> None:
 
 
 def _arrays(stats: GroupStats) -> dict[str, np.ndarray]:
-    w = list(stats.varying)
+    varying = list(stats.varying)
     return {"n": stats.n, "yy": stats.yy, "Zy": stats.Zy, "ZZ": stats.ZZ,
-            "Wy": stats.Zy[:, w], "WZ": stats.ZZ[:, w, :], "WW": stats.ZZ[:, w][:, :, w]}
+            "Wy": stats.Zy[:, varying], "WZ": stats.ZZ[:, varying, :],
+            "WW": stats.ZZ[:, varying][:, :, varying]}
 
 
 def _ols_start(stats: GroupStats, priors: Priors) -> tuple[np.ndarray, float]:
@@ -65,20 +65,20 @@ def _chol_logdet_quad(B, h, n: int):
     solve written entry by entry (element-wise over groups; no batched linear algebra)."""
     import pytensor.tensor as pt
 
-    C = [[None] * n for _ in range(n)]
+    chol = [[None] * n for _ in range(n)]  # chol[i][k]: entry (i, k) of B's factor, (J,)
     for i in range(n):
         for k in range(i + 1):
             s = B[:, i, k]
             for m in range(k):
-                s = s - C[i][m] * C[k][m]
-            C[i][k] = pt.sqrt(s) if i == k else s / C[k][k]
+                s = s - chol[i][m] * chol[k][m]
+            chol[i][k] = pt.sqrt(s) if i == k else s / chol[k][k]
     v = []
     for i in range(n):
         s = h[:, i]
         for m in range(i):
-            s = s - C[i][m] * v[m]
-        v.append(s / C[i][i])
-    logdet = 2 * sum(pt.sum(pt.log(C[i][i])) for i in range(n))
+            s = s - chol[i][m] * v[m]
+        v.append(s / chol[i][i])
+    logdet = 2 * sum(pt.sum(pt.log(chol[i][i])) for i in range(n))
     quad = sum(pt.sum(x**2) for x in v)
     return logdet, quad
 
@@ -139,8 +139,9 @@ def draw_group_effects(stats: list[GroupStats], theta_m, theta_y, sigma_m, sigma
                        rng: np.random.Generator):
     """Exact conditional draws of the 4 group effects and the per-group log-likelihood.
 
-    Arguments are flattened draws (D leading axis); returns ``g`` (D, J, 4) and ``ll``
-    (D, J) (both equations together).
+    Arguments are flattened draws (D leading axis; ``chol`` (D, 4, 4) the Cholesky
+    factor ``L`` of the group covariance); returns ``g`` (D, J, 4) and ``ll`` (D, J)
+    (both equations together).
     """
     D = theta_m.shape[0]
     J = stats[0].n.shape[0]
@@ -158,12 +159,13 @@ def draw_group_effects(stats: list[GroupStats], theta_m, theta_y, sigma_m, sigma
         A[:, :, sl, sl] = a["WW"][None] / s2[..., None, None]
     Lt = np.swapaxes(chol, -1, -2)[:, None]  # (D, 1, 4, 4)
     B = np.eye(4) + Lt @ A @ chol[:, None]
-    C = np.linalg.cholesky(B)
+    chol_B = np.linalg.cholesky(B)
     h = (Lt @ g[..., None])[..., 0]
-    v = np.linalg.solve(C, h[..., None])
-    ll += -np.log(np.diagonal(C, axis1=-2, axis2=-1)).sum(-1) + 0.5 * (v[..., 0] ** 2).sum(-1)
+    v = np.linalg.solve(chol_B, h[..., None])
+    ll += (-np.log(np.diagonal(chol_B, axis1=-2, axis2=-1)).sum(-1)
+           + 0.5 * (v[..., 0] ** 2).sum(-1))
     eps = rng.standard_normal((D, J, 4, 1))
-    x = np.linalg.solve(np.swapaxes(C, -1, -2), v + eps)  # B^-1 h + C^-T eps
+    x = np.linalg.solve(np.swapaxes(chol_B, -1, -2), v + eps)  # B^-1 h + chol_B^-T eps
     return (chol[:, None] @ x)[..., 0], ll
 
 
@@ -177,15 +179,15 @@ def fit_joint(dm: Design, dy: Design, pm_: Priors, py_: Priors, settings: Sample
     model = build_joint_model(dm, dy, pm_, py_)
     idata, wall = run_sampler(model, settings)
     post = idata.posterior
-    C, D = post.sizes["chain"], post.sizes["draw"]
+    n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
 
     def flat(name):
         x = np.asarray(post[name])
-        return x.reshape(C * D, *x.shape[2:])
+        return x.reshape(n_chains * n_draws, *x.shape[2:])
 
     n = 4
     packed = flat("chol")
-    chol = np.zeros((C * D, n, n))
+    chol = np.zeros((n_chains * n_draws, n, n))
     chol[:, *np.tril_indices(n)] = packed
     out = {"theta_m": flat("theta_m"), "theta_y": flat("theta_y"),
            "sigma_m": flat("sigma_m"), "sigma_y": flat("sigma_y"),
@@ -193,5 +195,5 @@ def fit_joint(dm: Design, dy: Design, pm_: Priors, py_: Priors, settings: Sample
     rng = np.random.default_rng(settings.random_seed + 7919)
     out["g"], out["ll"] = draw_group_effects(model.joint_stats, out["theta_m"], out["theta_y"],
                                              out["sigma_m"], out["sigma_y"], chol, rng=rng)
-    out.update(idata=idata, wall=wall, shape=(C, D))
+    out.update(idata=idata, wall=wall, shape=(n_chains, n_draws))
     return out

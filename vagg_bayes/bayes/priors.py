@@ -50,7 +50,8 @@ class Priors:
     family: str
     joint: bool = False
 
-    def table(self, design: Design, group: str | None) -> pd.DataFrame:
+    def table(self, design: Design, group: str | None, *, unit: str | None = None,
+              time: str | None = None) -> pd.DataFrame:
         """Priors on the data scale, one row per parameter: ``parameter, prior``."""
         rows = []
         for k, term in enumerate(design.terms):
@@ -61,15 +62,49 @@ class Priors:
                 rows.append((term, f"Normal(0, {self.theta_sd[k] / design.x_sd[k]:.4g})"))
         if self.sigma_rate is not None:
             rows.append(("sigma", f"Exponential(rate={self.sigma_rate:.4g})"))
+            if design.unit_effects in ("within", "random"):
+                rows.append((f"sd({unit})", f"HalfNormal({self.tau_scale:.4g})"))
+            if design.unit_effects == "fixed":
+                rows.append((f"{unit} effects", "flat (within transformation)"))
+            if design.group_time:
+                rows.append((f"sd({group}:{time})", f"HalfNormal({self.tau_scale:.4g})"))
         if group:
             for k in design.varying:
                 name = f"sd({group})" if k == 0 else f"sd({group}:{design.terms[k]})"
+                if design.group_time or design.unit_effects != "none":
+                    rows.append((name, f"HalfNormal({self.tau_scale:.4g})"))
+                    continue
                 rows.append((name, f"HalfNormal({self.tau_scale:.4g}) standardised scale"))
             if len(design.varying) == 2:
                 where = " on the 4 x 4 correlation of the joint mediator-outcome fit" \
                     if self.joint else ""
                 rows.append((f"corr({group})", f"LKJ({self.lkj_eta:g}){where}"))
         return pd.DataFrame(rows, columns=["parameter", "prior"])
+
+
+def log_prior_density(priors: Priors, posterior) -> np.ndarray:
+    """Log density of the population-level priors at every draw: (chain, draw).
+
+    ``posterior`` holds the sampler's standardised-scale variables (``theta`` and, where
+    the model has them, ``sigma``, ``sd_unit``, ``sd_cell``, ``tau``, ``corr``). Group
+    effects are not included (their prior is part of the hierarchy). Used for
+    power-scaling prior sensitivity (``arviz.psens``).
+    """
+    from scipy import stats
+
+    theta = np.asarray(posterior["theta"])
+    lp = stats.norm.logpdf(theta, priors.theta_mu, priors.theta_sd).sum(axis=-1)
+    if "sigma" in posterior and priors.sigma_rate is not None:
+        lp = lp + stats.expon.logpdf(np.asarray(posterior["sigma"]), scale=1 / priors.sigma_rate)
+    for name in ("sd_unit", "sd_cell", "tau"):
+        if name in posterior:
+            value = np.asarray(posterior[name])
+            dens = stats.halfnorm.logpdf(value, scale=priors.tau_scale)
+            lp = lp + (dens.sum(axis=-1) if name == "tau" else dens)
+    if "corr" in posterior:
+        corr = np.asarray(posterior["corr"])
+        lp = lp + stats.beta.logpdf((1 + corr) / 2, priors.lkj_eta, priors.lkj_eta) - np.log(2)
+    return lp
 
 
 def default_priors(design: Design, family: str) -> Priors:

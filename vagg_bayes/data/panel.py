@@ -1,10 +1,11 @@
 """Reading a user's panel from disk and checking that it can serve the spec.
 
-Three functions, each with one job::
+Three functions, each with one job, and one shared rule::
 
     read_table(path)                      CSV or Parquet file -> DataFrame (no validation)
     validate_panel(df, spec, source=...)  DataFrame -> new DataFrame with the spec's columns
     load_panel(path, spec)                read_table, then validate_panel
+    repeated_units(df, spec)              whether the spec's unit effects apply to the data
 
 Every problem is a :class:`~vagg_bayes.errors.DataError` whose one-paragraph message
 names the file, the column and its role in the spec, and says how to fix it. Nothing is
@@ -26,7 +27,17 @@ from pandas.api import types as ptypes
 from vagg_bayes.errors import DataError
 from vagg_bayes.spec import Spec
 
-__all__ = ["MIN_ROWS", "SUPPORTED_EXTENSIONS", "load_panel", "read_table", "validate_panel"]
+__all__ = [
+    "MIN_ROWS",
+    "SUPPORTED_EXTENSIONS",
+    "load_panel",
+    "read_table",
+    "repeated_units",
+    "validate_panel",
+]
+
+#: ``unit_effects`` settings that identify slopes within units (from changes over time).
+WITHIN_UNIT_EFFECTS = ("within", "fixed")
 
 #: File name endings that :func:`read_table` understands, and the reader for each.
 SUPPORTED_EXTENSIONS: dict[str, str] = {
@@ -162,7 +173,8 @@ def _first_line(exc: BaseException, limit: int = 200) -> str:
 # --------------------------------------------------------------------------- validating
 
 
-def validate_panel(df: pd.DataFrame, spec: Spec, *, source: str = "data") -> pd.DataFrame:
+def validate_panel(df: pd.DataFrame, spec: Spec, *, source: str = "data",
+                   new_rows: bool = False) -> pd.DataFrame:
     """Check that a panel can serve a spec and return the columns the spec uses.
 
     Parameters
@@ -173,6 +185,10 @@ def validate_panel(df: pd.DataFrame, spec: Spec, *, source: str = "data") -> pd.
         The model specification whose columns and roles are checked.
     source : str, default "data"
         Name of the data in messages, usually the file name (``"panel.csv"``).
+    new_rows : bool, default False
+        Rows to predict for, not to fit: any number of rows, and none of the checks
+        that only matter for identification (variation of the treatment, controls and
+        groups).
 
     Returns
     -------
@@ -188,23 +204,30 @@ def validate_panel(df: pd.DataFrame, spec: Spec, *, source: str = "data") -> pd.
         If a spec column is not in the data (or appears twice); there are fewer than
         ``MIN_ROWS`` (10) rows; a used column has missing or empty values; an outcome,
         treatment or mediator is not numeric; a numeric column holds infinite values;
-        two rows share a (unit, time) pair; the treatment is constant; a ``bernoulli``
-        outcome is not 0/1; the group column has a single group; ``varying_slope`` is
-        set but the treatment is constant within every group; a control has a single
-        value; or a control or mediator is identical to the treatment.
+        two rows share a (unit, time) pair, or, without ``time``, a unit value; the
+        treatment is constant; a ``bernoulli`` outcome is not 0/1; the group column has a
+        single group; ``varying_slope`` is set but the treatment is constant within every
+        group; a control has a single value; a control or mediator is identical to the
+        treatment; or unit effects apply (:func:`repeated_units`) with ``unit_effects``
+        ``"within"`` or ``"fixed"`` and the treatment or a mediator is constant within
+        every unit.
 
     Notes
     -----
     A treatment that is constant within each group (a city-level policy, say) is fine
     with varying intercepts; only a group-varying treatment slope needs variation
-    within groups.
+    within groups. With repeated units and ``unit_effects = "within"`` or ``"fixed"``
+    the treatment's and each mediator's slopes are identified from changes within
+    units, so they must change over time for some unit; a time-invariant treatment
+    needs ``unit_effects = "random"`` (which assumes the unit effects are independent
+    of it) or ``"none"``.
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate_panel needs a pandas DataFrame; got {type(df).__name__}.")
     roles = _roles(spec)
     _check_columns_present(df, roles, source)
     out = df.loc[:, spec.columns].copy(deep=True).reset_index(drop=True)
-    if len(out) < MIN_ROWS:
+    if len(out) < (1 if new_rows else MIN_ROWS):
         raise DataError(
             f"{source} has {len(out)} row{'s' if len(out) != 1 else ''}; at least {MIN_ROWS} "
             "are needed to fit a model. Use the full panel, not a sample of it."
@@ -222,16 +245,49 @@ def validate_panel(df: pd.DataFrame, spec: Spec, *, source: str = "data") -> pd.
 
     if spec.unit is not None and spec.time is not None:
         _check_unit_time(out, spec.unit, spec.time, source)
-    _check_treatment(out, spec, source)
+    elif spec.unit is not None:
+        _check_unit_once(out, spec.unit, source)
     if spec.family == "bernoulli":
         out[spec.outcome] = _check_binary_outcome(out[spec.outcome], spec.outcome, source)
+    if new_rows:
+        return out
+    _check_treatment(out, spec, source)
     if spec.group is not None:
         _check_groups(out, spec, source)
     for col in spec.controls:
         _check_control(out, col, spec.treatment, source)
     for col in spec.mediators:
         _check_not_treatment_copy(out, col, "[variables].mediators", spec.treatment, source)
+    if spec.unit_effects in WITHIN_UNIT_EFFECTS and repeated_units(out, spec):
+        _check_within_units(out, spec, source)
     return out
+
+
+def repeated_units(df: pd.DataFrame, spec: Spec) -> bool:
+    """Whether the spec's unit effects apply to these data.
+
+    They apply when ``spec.unit`` and ``spec.time`` are both set, the frame has the unit
+    column and some unit has more than one row, and ``spec.unit_effects`` is not
+    ``"none"``. This is the one rule the data checks and the model builders share.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The rows of one equation, e.g. the output of :func:`validate_panel`. A frame
+        without the unit column (city-year rows aggregated from a firm panel, say) has
+        no repeated units. Not modified.
+    spec : Spec
+        The model specification.
+
+    Returns
+    -------
+    bool
+    """
+    if spec.unit is None or spec.time is None or spec.unit_effects == "none":
+        return False
+    if spec.unit not in df.columns:
+        return False
+    return bool(df[spec.unit].duplicated().any())
 
 
 def load_panel(path: str | Path, spec: Spec) -> pd.DataFrame:
@@ -455,6 +511,45 @@ def _check_unit_time(df: pd.DataFrame, unit: str, time: str, source: str) -> Non
             f"{first + 1}). Each unit may appear once per period ([data].unit and "
             "[data].time): drop or aggregate the duplicate rows, or fix [data].unit / "
             "[data].time."
+        )
+
+
+def _check_unit_once(df: pd.DataFrame, unit: str, source: str) -> None:
+    dup = df.duplicated(subset=[unit], keep=False)
+    if dup.any():
+        n = int(dup.sum())
+        first = int(np.flatnonzero(dup.to_numpy())[0])
+        u = df[unit].iloc[first]
+        times = int((df[unit] == u).sum())
+        raise DataError(
+            f"{source} has {n} rows that share a {unit} value with another row; e.g. "
+            f"{unit} = {_show(u)} appears {times} times (first at row {first + 1}). Without "
+            "[data].time each unit ([data].unit) may appear once, or its rows would be "
+            "counted as independent observations: set [data].time to the period column if "
+            "the data are a panel, or aggregate to one row per unit (or fix [data].unit)."
+        )
+
+
+def _check_within_units(df: pd.DataFrame, spec: Spec, source: str) -> None:
+    """With slopes identified within units, the treatment and mediators must vary in them."""
+    unit, time = str(spec.unit), str(spec.time)
+    keys = [spec.group, unit] if spec.group else [unit]  # units are nested in groups
+    setting = f'[model].unit_effects = "{spec.unit_effects}"'
+    for col, role in ((spec.treatment, "treatment"), *((m, "mediator") for m in spec.mediators)):
+        within = df.groupby(keys, sort=False, observed=True)[col].nunique()
+        if int(within.max()) >= 2:
+            continue
+        what = (
+            "its effect is not identified within units"
+            if role == "treatment"
+            else "its effect on the outcome is not identified within units"
+        )
+        raise DataError(
+            f"{role.capitalize()} '{col}' in {source} is constant within every unit of "
+            f"'{unit}' (no unit's value changes over '{time}'), so {what} ({setting}: unit "
+            f"effects absorb everything that does not change within a unit). Use a "
+            f"time-varying measure of the {role}, or set [model] unit_effects = \"random\" "
+            f"(assumes the unit effects are independent of the {role}) or \"none\"."
         )
 
 

@@ -3,7 +3,10 @@
 The generator follows ``models/mechanisms.dot``: a latent city-development level drives
 virtual agglomeration (``va``) and log GDP per head; the 1984 telephone density is an
 instrument; six parallel mediators (four firm-level, two city-level) carry part of the
-effect of ``va`` on export resilience and export survival. Every structural coefficient,
+effect of ``va`` on export resilience and export survival. An unobserved persistent firm
+quality raises both the firm mediators and the outcomes (so the mechanism paths need firm
+effects), an unobserved city quality is shared by the city effects of every equation, and
+city-year shocks hit the firm mediators and the outcomes. Every structural coefficient,
 and the direct, indirect and total effects they imply, are returned in a plain dictionary
 so that any estimate can be checked against the truth.
 """
@@ -54,8 +57,11 @@ class _Mediator:
     gdp: float
     region: dict[str, float]
     firm: dict[str, float]  # size_ln, age_ln, leverage, ownership[...] (firm mediators only)
-    sd_city: float
+    sd_city: float  # SD of the equation's own city effect (before the shared city quality)
     sigma: float
+    load_firm: float = 0.0  # loading on firm quality q_i (firm mediators only)
+    load_city: float = 0.0  # loading on city quality g_c
+    load_city_year: float = 0.0  # loading on the city-year shock (firm mediators only)
 
 
 _MEDIATORS: tuple[_Mediator, ...] = (
@@ -66,6 +72,7 @@ _MEDIATORS: tuple[_Mediator, ...] = (
         firm={"size_ln": -0.10, "age_ln": 0.05, "leverage": 0.30,
               "ownership[private]": 0.0, "ownership[state]": 0.15},
         sd_city=0.25, sigma=0.80,
+        load_firm=-1.0, load_city=-0.5, load_city_year=1.0,
     ),
     _Mediator(
         "m_speed", "firm", "market response speed (index)",
@@ -74,6 +81,7 @@ _MEDIATORS: tuple[_Mediator, ...] = (
         firm={"size_ln": 0.05, "age_ln": -0.05, "leverage": -0.20,
               "ownership[private]": 0.10, "ownership[state]": -0.20},
         sd_city=0.25, sigma=0.80,
+        load_firm=1.0, load_city=0.5, load_city_year=1.0,
     ),
     _Mediator(
         "m_supply", "firm", "supply-chain flexibility (index)",
@@ -82,6 +90,7 @@ _MEDIATORS: tuple[_Mediator, ...] = (
         firm={"size_ln": 0.10, "age_ln": 0.0, "leverage": -0.10,
               "ownership[private]": 0.0, "ownership[state]": -0.10},
         sd_city=0.25, sigma=0.80,
+        load_firm=0.8, load_city=0.5, load_city_year=1.0,
     ),
     _Mediator(
         "m_transform", "firm", "intelligent / green transformation (index)",
@@ -90,18 +99,21 @@ _MEDIATORS: tuple[_Mediator, ...] = (
         firm={"size_ln": 0.15, "age_ln": -0.05, "leverage": -0.10,
               "ownership[private]": -0.05, "ownership[state]": 0.05},
         sd_city=0.30, sigma=0.90,
+        load_firm=1.2, load_city=0.5, load_city_year=1.0,
     ),
     _Mediator(
         "m_spillover", "city", "knowledge spillover (index)",
         a=1.00, b=0.05, b_s=0.10, intercept=-3.50, gdp=0.30,
         region={"east": 0.20, "west": -0.20},
         firm={}, sd_city=0.40, sigma=0.50,
+        load_city=1.0,
     ),
     _Mediator(
         "m_congestion", "city", "congestion relief (index); va raises it, it raises resilience",
         a=0.80, b=0.06, b_s=0.12, intercept=2.13, gdp=-0.20,
         region={"east": -0.10, "west": 0.10},
         firm={}, sd_city=0.40, sigma=0.40,
+        load_city=0.5,
     ),
 )
 
@@ -131,6 +143,35 @@ _SURV_SHOCK_YEAR = -0.45
 _SURV_YEAR_SD = 0.08
 _SURV_SD_CITY = 0.30
 
+# --- panel structure: firm quality, city quality, city-year shocks ---------------------
+# Each latent is a standard normal scaled by its simulate_panel parameter (the *_sd
+# arguments) times the equation's loading below (mediator loadings sit in _MEDIATORS).
+FIRM_QUALITY_SD = 0.25  # default scale of the unobserved firm quality q_i
+CITY_QUALITY_SD = 0.20  # default scale of the unobserved city quality g_c
+CITY_YEAR_SD = 0.20  # default scale of the city-year shocks (= their SD on resilience)
+_RES_LOAD = {"firm_quality": 1.0, "city_quality": 0.25, "city_year": 1.0}
+_SURV_LOAD = {"firm_quality": 1.2, "city_quality": 1.0, "city_year": 1.5}
+_FIRM_MEDIATORS = tuple(m.name for m in _MEDIATORS if m.level == "firm")
+# order of the independent city-year shock fields drawn from the latent stream
+_CITY_YEAR_EQUATIONS = (*_FIRM_MEDIATORS, "resilience", "survival")
+
+
+@dataclass(frozen=True)
+class _Latent:
+    """The persistent and city-year latent components, realized and scaled.
+
+    ``firm_quality`` (length ``n_firms``) and ``city_quality`` (length ``n_cities``) are
+    standard normal; ``city_year[eq]`` (``n_cities x n_years``) is already multiplied by
+    ``city_year_sd`` and the equation's loading.
+    """
+
+    firm_quality_sd: float
+    city_quality_sd: float
+    city_year_sd: float
+    firm_quality: np.ndarray
+    city_quality: np.ndarray
+    city_year: dict[str, np.ndarray]
+
 
 def _expit(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
@@ -143,6 +184,31 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
             f"Got {value!r} instead."
         )
     return int(value)
+
+
+def _check_sd(name: str, value: Any) -> float:
+    number = isinstance(value, int | float | np.integer | np.floating)
+    if isinstance(value, bool) or not number or not np.isfinite(value) or value < 0:
+        raise ValueError(
+            f"The '{name}' parameter of simulate_panel must be a finite float >= 0. "
+            f"Got {value!r} instead."
+        )
+    return float(value)
+
+
+def _loadings() -> dict[str, dict[str, float]]:
+    """Loadings of every equation on the three latent components (0 where absent)."""
+    return {
+        "firm_quality": {**{m.name: m.load_firm for m in _MEDIATORS},
+                         "resilience": _RES_LOAD["firm_quality"],
+                         "survival": _SURV_LOAD["firm_quality"]},
+        "city_quality": {**{m.name: m.load_city for m in _MEDIATORS},
+                         "resilience": _RES_LOAD["city_quality"],
+                         "survival": _SURV_LOAD["city_quality"]},
+        "city_year": {**{m.name: m.load_city_year for m in _MEDIATORS},
+                      "resilience": _RES_LOAD["city_year"],
+                      "survival": _SURV_LOAD["city_year"]},
+    }
 
 
 def _internet_share(year: np.ndarray) -> np.ndarray:
@@ -159,12 +225,18 @@ def simulate_panel(
     first_year: int = 2011,
     seed: int = 0,
     effect_scale: float = 1.0,
+    firm_quality_sd: float = FIRM_QUALITY_SD,
+    city_quality_sd: float = CITY_QUALITY_SD,
+    city_year_sd: float = CITY_YEAR_SD,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     r"""Simulate a firm-year panel of exporters with known causal effects of ``va``.
 
     Firms are nested in cities, cities in provinces, provinces in three regions. The
     panel is balanced: every firm appears in every year. The data follow the mechanism
-    DAG of ``models/mechanisms.dot`` exactly, plus year effects (lower in shock years).
+    DAG of ``models/mechanisms.dot`` exactly, plus year effects (lower in shock years),
+    an unobserved persistent firm quality that raises both the firm mediators and the
+    outcomes (so the mechanism paths need firm effects), an unobserved city quality
+    shared by the city effects of every equation, and city-year shocks.
 
     Parameters
     ----------
@@ -187,6 +259,19 @@ def simulate_panel(
         direct effects :math:`c`, :math:`c_s`), so all effects of ``va`` scale with it;
         ``0`` gives data in which ``va`` has no effect at all (a null test). The
         mediator-outcome slopes :math:`b_k` are not scaled.
+    firm_quality_sd : float, default 0.25
+        Scale :math:`\sigma_q` of the unobserved firm quality :math:`q_i \sim N(0, 1)`:
+        it adds :math:`\sigma_q \ell^q_e q_i` to each firm mediator and outcome
+        :math:`e` (the SD of that term on ``resilience``, whose loading is 1). ``0``
+        switches it off.
+    city_quality_sd : float, default 0.2
+        Scale :math:`\sigma_g` of the unobserved city quality :math:`g_c \sim N(0, 1)`,
+        added to the city effect of every equation with loading :math:`\ell^g_e`.
+        ``0`` switches it off.
+    city_year_sd : float, default 0.2
+        SD of the city-year shocks on ``resilience`` and on each firm mediator
+        (:math:`1.5\times` on the survival logit). ``0`` switches them off. With all
+        three scales at ``0`` the data are exactly those of the generator without them.
 
     Returns
     -------
@@ -201,27 +286,39 @@ def simulate_panel(
         :func:`truth_to_json`. Keys: ``seed, n_firms, n_years, n_cities, n_provinces,
         first_year, effect_scale, treatment, instrument, confounders_observed,
         shock_years``; ``resilience`` (``direct, indirect, total``, per-mediator
-        ``mediators[m] = {level, a, b, indirect}``, ``intercept, sd_city, sigma, df,
+        ``mediators[m] = {level, a, b, indirect}``, ``intercept, sigma, df,
         controls, year_effects, city_effects``); ``survival`` (probability-scale
         ``total, direct, indirect, indirect:<m>, direct:control, direct:treated,
         indirect:control, indirect:treated`` and the ``logit`` coefficients);
-        ``mediators[m]`` (``level, a, intercept, sd_city, sigma, controls,
-        city_effects``); ``calibration`` (va mean and SD, shock loss, share of it
-        absorbed by +1 SD of va). Categorical coefficients are named ``region[east]``,
-        ``ownership[state]`` against the alphabetically first level (``central``,
-        ``foreign``); year effects are keyed by year (first year 0), city effects by
-        ``city_id``, both as strings.
+        ``mediators[m]`` (``level, a, intercept, sigma, controls, city_effects``);
+        ``calibration`` (va mean and SD, shock loss, share of it absorbed by +1 SD of
+        va); ``panel_structure`` (``firm_quality_sd, city_quality_sd, city_year_sd``,
+        ``loadings[latent][equation]`` for latent ``firm_quality, city_quality,
+        city_year``, the realized ``firm_quality`` by ``firm_id`` and ``city_quality``
+        by ``city_id``, and text notes ``latent, latent_city, city_year,
+        independent_of``). Each equation (``resilience``, ``survival["logit"]``,
+        ``mediators[m]``) also holds ``sd_city`` (SD of its whole city effect),
+        ``sd_city_own``, ``sd_city_quality``, ``sd_firm`` (SD of its firm-quality
+        term), ``sd_city_year`` and, for the outcomes and firm mediators, the realized
+        ``city_year_effects[city_id][year]``. Categorical coefficients are named
+        ``region[east]``, ``ownership[state]`` against the alphabetically first level
+        (``central``, ``foreign``); year effects are keyed by year (first year 0), city
+        effects by ``city_id``, firm quality by ``firm_id``, all as strings.
 
     Raises
     ------
     ValueError
-        If a size argument is not a large enough int, or ``effect_scale`` is not finite.
+        If a size argument is not a large enough int, ``effect_scale`` is not finite,
+        or a latent scale (``firm_quality_sd``, ``city_quality_sd``, ``city_year_sd``)
+        is not a finite number >= 0.
 
     Notes
     -----
     Indices: firm :math:`i`, city :math:`c` (province :math:`p`, region :math:`r`),
     year index :math:`t = 0, \dots, T-1`. :math:`U_c` (city development) is latent and
-    not returned. Normal draws are independent.
+    not returned; the firm quality :math:`q_i`, the city quality :math:`g_c` and the
+    city-year shocks are latent too (not columns of the data) but their realized values
+    are in ``truth``. Normal draws are independent.
 
     City level:
 
@@ -248,20 +345,63 @@ def simulate_panel(
     ``shock`` :math:`= 1` in year indices 4, 7, 8, 9, ``shock_exposure`` = shock
     :math:`\times` exposure.
 
+    Latent panel structure, all independent of each other and of every variable above
+    (``va``, ``gdp_pc_ln``, ``tel1984``, region and the firm controls), so the effects
+    of ``va`` are not confounded by them:
+
+    .. math::
+
+        q_i \sim N(0, 1)\ \text{(firm quality)}, \quad
+        g_c \sim N(0, 1)\ \text{(city quality)}, \quad
+        s^e_{ct} \sim N(0, (\sigma_s \ell^s_e)^2)\ \text{(city-year shock of equation } e)
+
+    with scales :math:`\sigma_q` = ``firm_quality_sd``, :math:`\sigma_g` =
+    ``city_quality_sd``, :math:`\sigma_s` = ``city_year_sd`` and loadings
+    :math:`\ell_e` (``truth["panel_structure"]["loadings"]``):
+
+    ========================  =====  =====  ======  =========  =====  =====  ====  ====
+    loading                   cost   speed  supply  transform  spill  cong   res   surv
+    ========================  =====  =====  ======  =========  =====  =====  ====  ====
+    :math:`\ell^q` (firm)     -1.0   1.0    0.8     1.2        0      0      1.0   1.2
+    :math:`\ell^g` (city)     -0.5   0.5    0.5     0.5        1.0    0.5    0.25  1.0
+    :math:`\ell^s` (c-year)   1.0    1.0    1.0     1.0        0      0      1.0   1.5
+    ========================  =====  =====  ======  =========  =====  =====  ====  ====
+
+    Firm quality lowers operating cost and raises speed, supply-chain flexibility,
+    transformation, resilience and survival: it is an unobserved common cause of the
+    firm mediators and the outcomes. A regression of an outcome on the mediators
+    without firm effects is therefore biased for the :math:`b_k` (away from 0 here;
+    about :math:`\pm 0.06` against :math:`|b_k| \approx 0.1` at the defaults, so
+    :math:`\sum_k a_k b_k` comes out about 50 % too large), while within-firm (firm
+    fixed or random effects with the Mundlak means) slopes recover them; the total
+    effect of ``va`` is unaffected (:math:`q_i` is independent of ``va``). City quality
+    does the same at the city level (city effects absorb it) and makes the city
+    effects of the equations correlated. The shocks :math:`s^e_{ct}` are drawn
+    independently per equation: they are shared by the firms of a city-year but are
+    noise, not confounders (a shock common to a mediator and an outcome could not be
+    told apart from the mediator's effect without city-year effects). The city
+    mediators get no firm or city-year term: their own noise :math:`\varepsilon_k` is
+    already city-year.
+
     Mediators, :math:`k` = cost, speed, supply, transform (firm-year rows) and
     spillover, congestion (city-year rows, one value per city-year):
 
     .. math::
 
         M_{k} = \alpha_k + a_k\,\mathrm{va}_{ct} + g_k\,\mathrm{gdp\_pc\_ln}_{ct}
-            + \rho_{kr} + x_{it}'\phi_k + v_{kc} + \varepsilon_k,
-        \quad v_{kc} \sim N(0, \tau_k^2),\ \varepsilon_k \sim N(0, \sigma_k^2)
+            + \rho_{kr} + x_{it}'\phi_k + v_{kc} + \sigma_q \ell^q_k q_i + s^k_{ct}
+            + \varepsilon_k,
+        \quad v_{kc} = v^0_{kc} + \sigma_g \ell^g_k g_c,\
+        v^0_{kc} \sim N(0, \tau_k^2),\ \varepsilon_k \sim N(0, \sigma_k^2)
 
     with :math:`x_{it}` = (size_ln, age_ln, leverage, ownership) for firm mediators and
-    empty for city mediators. The mediators are parallel (none affects another) and
-    are indices of SD about 0.6-1 centred near 0; a city mediator's city-year noise is
-    small (:math:`|b_k| \sigma_k \le 0.03`) since a total-effect model with city
-    random intercepts does not model city-year shocks.
+    empty for city mediators (for which :math:`\ell^q_k = 0` and :math:`s^k = 0`). The
+    mediators are parallel (none affects another) and are indices of SD about 0.6-1.1
+    centred near 0; a city mediator's city-year noise is small
+    (:math:`|b_k| \sigma_k \le 0.03`) since a total-effect model with city random
+    intercepts does not model city-year shocks. ``truth`` calls :math:`\tau_k`
+    ``sd_city_own``, :math:`\sigma_g |\ell^g_k|` ``sd_city_quality`` and the SD of
+    :math:`v_{kc}`, :math:`\sqrt{\tau_k^2 + \sigma_g^2 \ell^{g2}_k}`, ``sd_city``.
 
     Outcomes (:math:`C` the controls gdp_pc_ln, region, size_ln, age_ln, leverage,
     ownership; :math:`\lambda_t` year effects, lower in shock years):
@@ -270,22 +410,26 @@ def simulate_panel(
 
         \mathrm{resilience}_{it} &= \alpha + c\,\mathrm{va}_{ct} + \sum_k b_k M_k
             + C'\beta + d\,\mathrm{shock\_exposure}_{it} + \lambda_t + u_c
-            + \sigma \sqrt{3/5}\; \epsilon_{it},
-            \quad u_c \sim N(0, 0.07^2),\ \epsilon_{it} \sim t_5 \\
+            + \sigma_q \ell^q_y q_i + s^y_{ct} + \sigma \sqrt{3/5}\; \epsilon_{it},
+            \quad u_c = u^0_c + \sigma_g \ell^g_y g_c,\ u^0_c \sim N(0, 0.07^2),\
+            \epsilon_{it} \sim t_5 \\
         \Pr(\mathrm{survival}_{it} = 1) &= \operatorname{logit}^{-1}\big(\alpha_s
             + c_s\,\mathrm{va}_{ct} + \sum_k b_{sk} M_k + C'\beta_s
-            + d_s\,\mathrm{shock\_exposure}_{it} + \lambda_{st} + w_c\big),
-            \quad w_c \sim N(0, 0.3^2)
+            + d_s\,\mathrm{shock\_exposure}_{it} + \lambda_{st} + w_c
+            + \sigma_q \ell^q_s q_i + s^s_{ct}\big),
+            \quad w_c = w^0_c + \sigma_g \ell^g_s g_c,\ w^0_c \sim N(0, 0.3^2)
 
-    with :math:`\sigma = 0.6` the SD of the residual. No firm-level persistent effect
-    and no city-year outcome shock. True values: see the returned ``truth``.
+    with :math:`\sigma = 0.6` the SD of the residual. At the defaults the firm-quality
+    term has SD 0.25 on resilience (0.3 on the survival logit), the city-year shock 0.2
+    (0.3), the city effect 0.086 (0.36). True values: see the returned ``truth``.
 
     For ``resilience`` (Gaussian-type, linear) the effects of one unit of ``va`` are
     ``direct`` :math:`= c`, ``indirect`` :math:`= \sum_k a_k b_k`, ``total`` their
     sum. For ``survival`` they are on the probability scale, by the g-formula over the
     simulated sample with the true equations: :math:`t = 0` is each unit's observed
     ``va`` and :math:`t = 1` that value plus one; :math:`M_k(1) = M_k + a_k`,
-    :math:`M_k(0) = M_k` (realized noise and city effects kept);
+    :math:`M_k(0) = M_k` (realized noise, city effects, firm quality and city-year
+    shocks kept: :math:`\eta` is the realized linear predictor);
 
     .. math::
 
@@ -324,8 +468,15 @@ def simulate_panel(
             "The 'effect_scale' parameter of simulate_panel must be a finite number. "
             f"Got {effect_scale!r} instead."
         )
+    fq_sd = _check_sd("firm_quality_sd", firm_quality_sd)
+    cq_sd = _check_sd("city_quality_sd", city_quality_sd)
+    cy_sd = _check_sd("city_year_sd", city_year_sd)
 
     rng = np.random.default_rng(seed)
+    # The latent components come from their own stream (a child of the seed), drawn in a
+    # fixed order whatever their scales: every other number is the same with or without
+    # them, and switching one off leaves the others unchanged.
+    latent_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
     T, C, F = n_years, n_cities, n_firms
     t_grid = np.arange(T, dtype=float)
     years = first_year + np.arange(T)
@@ -361,6 +512,25 @@ def simulate_panel(
         + by_region(_VA_REGION)[:, None] + rng.normal(0.0, _VA_NOISE, (C, T))
     )
     va = _expit(va_logit)
+
+    # ---- latent panel structure: firm quality, city quality, city-year shocks --------
+    loadings = _loadings()
+    latent = _Latent(
+        firm_quality_sd=fq_sd,
+        city_quality_sd=cq_sd,
+        city_year_sd=cy_sd,
+        firm_quality=latent_rng.standard_normal(F),
+        city_quality=latent_rng.standard_normal(C),
+        city_year={
+            eq: cy_sd * loadings["city_year"][eq] * latent_rng.standard_normal((C, T))
+            for eq in _CITY_YEAR_EQUATIONS
+        },
+    )
+
+    def city_effect(eq: str, own_sd: float) -> np.ndarray:
+        """An equation's city effect: its own draw plus its share of city quality."""
+        own = rng.normal(0.0, own_sd, C)
+        return own + cq_sd * loadings["city_quality"][eq] * latent.city_quality
 
     # ---- firms: city, ownership, controls --------------------------------------------
     weight = rng.lognormal(0.0, 0.8, C) * np.array([1.0, 2.0, 0.6])[city_region]
@@ -399,12 +569,16 @@ def simulate_panel(
         "ownership[state]": (own_row == 2).astype(float),
     }
 
+    def firm_effect(eq: str) -> np.ndarray:
+        """An equation's firm-quality term, per row."""
+        return (fq_sd * loadings["firm_quality"][eq] * latent.firm_quality)[firm]
+
     # ---- mediators -------------------------------------------------------------------
     mediators: dict[str, np.ndarray] = {}
     med_city: dict[str, np.ndarray] = {}
     for m in _MEDIATORS:
         a = scale * m.a
-        u = med_city[m.name] = rng.normal(0.0, m.sd_city, C)
+        u = med_city[m.name] = city_effect(m.name, m.sd_city)
         if m.level == "city":
             val = (
                 m.intercept + a * va + m.gdp * gdp + by_region(m.region)[:, None]
@@ -415,6 +589,7 @@ def simulate_panel(
             val = (
                 m.intercept + a * va_row + m.gdp * gdp_row + by_region(m.region)[city]
                 + u[city] + rng.normal(0.0, m.sigma, n)
+                + firm_effect(m.name) + latent.city_year[m.name][city, tt]
             )
             for name, coef in m.firm.items():
                 val += coef * firm_x[name]
@@ -434,9 +609,12 @@ def simulate_panel(
         return eff - eff[0]
 
     res_year = year_effects(_RES_YEAR_SD, _RES_SHOCK_YEAR)
-    res_city = rng.normal(0.0, _RES_SD_CITY, C)
+    res_city = city_effect("resilience", _RES_SD_CITY)
     c = scale * _RES_DIRECT
-    resilience = _RES_INTERCEPT + c * va_row + res_year[tt] + res_city[city]
+    resilience = (
+        _RES_INTERCEPT + c * va_row + res_year[tt] + res_city[city]
+        + firm_effect("resilience") + latent.city_year["resilience"][city, tt]
+    )
     for m in _MEDIATORS:
         resilience += m.b * mediators[m.name]
     for name, coef in _RES_CONTROLS.items():
@@ -444,9 +622,12 @@ def simulate_panel(
     resilience += _RES_SIGMA * np.sqrt((T_DF - 2.0) / T_DF) * rng.standard_t(T_DF, n)
 
     surv_year = year_effects(_SURV_YEAR_SD, _SURV_SHOCK_YEAR)
-    surv_city = rng.normal(0.0, _SURV_SD_CITY, C)
+    surv_city = city_effect("survival", _SURV_SD_CITY)
     c_s = scale * _SURV_DIRECT
-    eta = _SURV_INTERCEPT + c_s * va_row + surv_year[tt] + surv_city[city]
+    eta = (
+        _SURV_INTERCEPT + c_s * va_row + surv_year[tt] + surv_city[city]
+        + firm_effect("survival") + latent.city_year["survival"][city, tt]
+    )
     for m in _MEDIATORS:
         eta += m.b_s * mediators[m.name]
     for name, coef in _SURV_CONTROLS.items():
@@ -479,7 +660,7 @@ def simulate_panel(
     truth = _truth(
         scale=scale, eta=eta, years=years, res_year=res_year, surv_year=surv_year,
         res_city=res_city, surv_city=surv_city, med_city=med_city, shock_t=shock_t,
-        va=va, data=data,
+        va=va, data=data, latent=latent,
     )
     truth.update(
         seed=int(seed), n_firms=F, n_years=T, n_cities=C, n_provinces=n_provinces,
@@ -501,6 +682,7 @@ def _truth(
     shock_t: np.ndarray,
     va: np.ndarray,
     data: pd.DataFrame,
+    latent: _Latent,
 ) -> dict[str, Any]:
     """Assemble the JSON-serialisable truth, including the survival g-formula effects."""
     a = {m.name: scale * m.a for m in _MEDIATORS}
@@ -515,6 +697,25 @@ def _truth(
     def city_dict(eff: np.ndarray) -> dict[str, float]:
         return {str(j): float(e) for j, e in enumerate(eff)}
 
+    def city_year_dict(eff: np.ndarray) -> dict[str, dict[str, float]]:
+        return {str(j): year_dict(row) for j, row in enumerate(eff)}
+
+    loadings = _loadings()
+
+    def structure(eq: str, sd_own: float) -> dict[str, Any]:
+        """SDs of an equation's latent parts; ``sd_city`` is that of its whole city effect."""
+        sd_cq = abs(loadings["city_quality"][eq]) * latent.city_quality_sd
+        out: dict[str, Any] = {
+            "sd_city": float(np.hypot(sd_own, sd_cq)),
+            "sd_city_own": float(sd_own),
+            "sd_city_quality": float(sd_cq),
+            "sd_firm": float(abs(loadings["firm_quality"][eq]) * latent.firm_quality_sd),
+            "sd_city_year": float(abs(loadings["city_year"][eq]) * latent.city_year_sd),
+        }
+        if eq in latent.city_year:
+            out["city_year_effects"] = city_year_dict(latent.city_year[eq])
+        return out
+
     resilience = {
         "family": "gaussian",
         "direct": float(c),
@@ -526,7 +727,7 @@ def _truth(
             for m in _MEDIATORS
         },
         "intercept": _RES_INTERCEPT,
-        "sd_city": _RES_SD_CITY,
+        **structure("resilience", _RES_SD_CITY),
         "sigma": _RES_SIGMA,
         "df": T_DF,
         "controls": dict(_RES_CONTROLS),
@@ -564,7 +765,7 @@ def _truth(
         "b": {m.name: float(m.b_s) for m in _MEDIATORS},
         "a_times_b": {m.name: float(shift[m.name]) for m in _MEDIATORS},
         "intercept": _SURV_INTERCEPT,
-        "sd_city": _SURV_SD_CITY,
+        **structure("survival", _SURV_SD_CITY),
         "controls": dict(_SURV_CONTROLS),
         "year_effects": year_dict(surv_year),
         "city_effects": city_dict(surv_city),
@@ -576,7 +777,7 @@ def _truth(
             "description": m.description,
             "a": float(a[m.name]),
             "intercept": m.intercept,
-            "sd_city": m.sd_city,
+            **structure(m.name, m.sd_city),
             "sigma": m.sigma,
             "controls": {"gdp_pc_ln": m.gdp,
                          **{f"region[{r}]": v for r, v in m.region.items()},
@@ -603,6 +804,21 @@ def _truth(
         "share_indirect": float(ind_sum / (c + ind_sum)) if c + ind_sum else 0.0,
     }
 
+    panel_structure = {
+        "firm_quality_sd": latent.firm_quality_sd,
+        "city_quality_sd": latent.city_quality_sd,
+        "city_year_sd": latent.city_year_sd,
+        "loadings": loadings,
+        "latent": "firm_quality (unit-level, unobserved): raises mediators and outcomes",
+        "latent_city": "city_quality (city-level, unobserved): shared part of the city "
+                       "effects of every equation",
+        "city_year": "independent N(0, 1) shocks per equation (firm mediators and "
+                     "outcomes), shared by the firms of a city-year: noise, not confounders",
+        "independent_of": ["va", "gdp_pc_ln", "region", "tel1984", "firm controls"],
+        "firm_quality": {str(i): float(v) for i, v in enumerate(latent.firm_quality)},
+        "city_quality": city_dict(latent.city_quality),
+    }
+
     return {
         "treatment": "va",
         "instrument": "tel1984",
@@ -616,6 +832,7 @@ def _truth(
                      for k, v in survival.items()},
         "mediators": mediators,
         "calibration": calibration,
+        "panel_structure": panel_structure,
     }
 
 

@@ -16,6 +16,9 @@ together form one joint draw. From them, per draw:
 
 And per group (city), the direct and the joint indirect effect within that group.
 
+:func:`group_slopes` and :func:`treatment_shifts` are defined in
+:mod:`vagg_bayes.effects.total` (the total effect uses them too) and importable here.
+
 May import: numpy, scipy, vagg_bayes.bayes, vagg_bayes.effects.total.
 """
 
@@ -25,10 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.special import expit
 
 from vagg_bayes.bayes.fit import EquationFit
-from vagg_bayes.effects.total import is_binary
+from vagg_bayes.bayes.numeric import expit
+from vagg_bayes.effects.total import group_slopes, treatment_shifts
+
+__all__ = ["Decomposition", "decompose", "gformula", "group_slopes", "treatment_shifts"]
 
 _CHUNK_CELLS = 1_000_000  # draws x rows per array in the g-formula
 
@@ -54,33 +59,6 @@ class Decomposition:
     group_draws: dict | None
     group_labels: np.ndarray | None
     group_rows: np.ndarray | None
-
-
-def group_slopes(fit: EquationFit, labels: np.ndarray | None,
-                 column: str | None = None) -> np.ndarray:
-    """Slope of the treatment (or of ``column``) in each group of ``labels``: (chain, draw, J).
-
-    The coefficient plus, when the slope varies by group, that group's deviation.
-    ``labels`` are the outcome equation's groups (``None``: one column); a group the
-    equation did not see gets the population slope.
-    """
-    k = fit.design.treatment_index if column is None else fit.design.terms.index(column)
-    beta = fit.beta[..., k]
-    J = 1 if labels is None else len(labels)
-    out = np.repeat(beta[..., None], J, axis=-1)
-    if labels is not None and fit.group_effects is not None and k in fit.design.varying:
-        where = _label_index(fit.design.group_labels, labels)
-        seen = where >= 0
-        dev = fit.group_effects[..., fit.design.varying.index(k)]
-        out[..., seen] += dev[..., where[seen]]
-    return out
-
-
-def _label_index(known: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Position of each label in ``known`` (-1 where absent)."""
-    import pandas as pd
-
-    return pd.Index(known).get_indexer(pd.Index(labels))
 
 
 def _groups(outcome: EquationFit):
@@ -143,13 +121,6 @@ def decompose(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decomp
     return Decomposition(draws, group, labels, None if labels is None else rows)
 
 
-def treatment_shifts(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(t0 - t_obs, t1 - t_obs)`` per row: (-t, 1 - t) if binary, else (0, 1)."""
-    if is_binary(t):
-        return -t, 1.0 - t
-    return np.zeros_like(t), np.ones_like(t)
-
-
 def gformula(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decomposition:
     """Natural direct and indirect effects of a Bernoulli (logit) outcome, per draw.
 
@@ -181,8 +152,8 @@ def gformula(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decompo
     design = outcome.design
     labels, codes, rows = _groups(outcome)
     J = len(rows)
-    C, D = outcome.beta.shape[:2]
-    CD = C * D
+    n_chains, n_draws = outcome.beta.shape[:2]
+    CD = n_chains * n_draws
     d0, d1 = treatment_shifts(design.X[:, design.treatment_index])
     c_j = group_slopes(outcome, labels).reshape(CD, J)
     s_j = {m: (group_slopes(outcome, labels, m) * group_slopes(f, labels)).reshape(CD, J)
@@ -229,8 +200,8 @@ def gformula(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decompo
                                   + out[f"indirect:{m}:treated"]) / 2
     for name in names[1:]:
         draws[name] = out[name]
-    draws = {k: v.reshape(C, D) for k, v in draws.items()}
+    draws = {k: v.reshape(n_chains, n_draws) for k, v in draws.items()}
     group_draws = None
     if labels is not None:
-        group_draws = {k: v.reshape(C, D, J) for k, v in group.items()}
+        group_draws = {k: v.reshape(n_chains, n_draws, J) for k, v in group.items()}
     return Decomposition(draws, group_draws, labels, None if labels is None else rows)

@@ -4,20 +4,22 @@ For a one-unit rise of the treatment (0 -> 1 for a binary treatment), averaged o
 the sample's rows (DESIGN.md section 4.3):
 
 - Gaussian: ``mean_i (beta_T + u_T,g(i))`` — the coefficient plus, with a varying
-  slope, the sample-weighted group deviations.
+  slope, the sample-weighted group deviations (:func:`group_slopes` averaged over rows).
 - Bernoulli: the g-formula ``mean_i [F(eta_i(t1)) - F(eta_i(t0))]`` with ``F`` the
   inverse logit, ``t0, t1`` = 0, 1 for a binary treatment and the observed value and
-  that value plus one for a continuous one.
+  that value plus one for a continuous one (:func:`treatment_shifts`).
 
-May import: numpy, scipy, vagg_bayes.bayes.
+The helpers here are shared with :mod:`vagg_bayes.effects.decompose`.
+
+May import: numpy, pandas, vagg_bayes.bayes.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 from vagg_bayes.bayes.fit import EquationFit
+from vagg_bayes.bayes.numeric import expit
 
 _CHUNK_CELLS = 5_000_000  # draws x rows evaluated at once
 
@@ -27,34 +29,70 @@ def is_binary(values: np.ndarray) -> bool:
     return bool(np.isin(np.unique(values), (0.0, 1.0)).all())
 
 
+def treatment_shifts(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(t0 - t_obs, t1 - t_obs)`` per row: (-t, 1 - t) if binary, else (0, 1)."""
+    if is_binary(t):
+        return -t, 1.0 - t
+    return np.zeros_like(t), np.ones_like(t)
+
+
 def treatment_contrast(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Design matrices at the two treatment levels compared (column ``k``)."""
+    """Design matrices at the two treatment levels compared (column ``k``).
+
+    The observed matrix with column ``k`` shifted by :func:`treatment_shifts`: set to 0
+    and 1 for a binary treatment, kept and raised by one for a continuous one.
+    """
+    d0, d1 = treatment_shifts(X[:, k])
     x0, x1 = X.copy(), X.copy()
-    if is_binary(X[:, k]):
-        x0[:, k], x1[:, k] = 0.0, 1.0
-    else:
-        x1[:, k] = X[:, k] + 1.0
+    x0[:, k] += d0
+    x1[:, k] += d1
     return x0, x1
+
+
+def _label_index(known: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Position of each label in ``known`` (-1 where absent)."""
+    import pandas as pd
+
+    return pd.Index(known).get_indexer(pd.Index(labels))
+
+
+def group_slopes(fit: EquationFit, labels: np.ndarray | None,
+                 column: str | None = None) -> np.ndarray:
+    """Slope of the treatment (or of ``column``) in each group of ``labels``: (chain, draw, J).
+
+    The coefficient plus, when the slope varies by group, that group's deviation.
+    ``labels`` are the outcome equation's groups (``None``: one column); a group the
+    equation did not see gets the population slope.
+    """
+    k = fit.design.treatment_index if column is None else fit.design.terms.index(column)
+    beta = fit.beta[..., k]
+    J = 1 if labels is None else len(labels)
+    out = np.repeat(beta[..., None], J, axis=-1)
+    if labels is not None and fit.group_effects is not None and k in fit.design.varying:
+        where = _label_index(fit.design.group_labels, labels)
+        seen = where >= 0
+        dev = fit.group_effects[..., fit.design.varying.index(k)]
+        out[..., seen] += dev[..., where[seen]]
+    return out
 
 
 def total_effect(fit: EquationFit) -> np.ndarray:
     """Posterior draws (chain, draw) of the sample-average total effect."""
     design = fit.design
     k = design.treatment_index
-    C, D = fit.beta.shape[:2]
+    n_chains, n_draws = fit.beta.shape[:2]
     if fit.family == "gaussian":
-        effect = fit.beta[..., k].copy()
-        if fit.group_effects is not None and k in design.varying:
-            weights = np.bincount(design.group_codes, minlength=design.n_groups) / design.n
-            slope = fit.group_effects[..., design.varying.index(k)]
-            effect += slope @ weights
-        return effect
+        if design.group_codes is None:
+            return group_slopes(fit, None)[..., 0]
+        weights = np.bincount(design.group_codes, minlength=design.n_groups) / design.n
+        return group_slopes(fit, design.group_labels) @ weights
     x0, x1 = treatment_contrast(design.X, k)
-    out = np.empty(C * D)
+    n = n_chains * n_draws
+    out = np.empty(n)
     step = max(1, _CHUNK_CELLS // design.n)
-    for start in range(0, C * D, step):
-        sl = slice(start, min(start + step, C * D))
+    for start in range(0, n, step):
+        sl = slice(start, min(start + step, n))
         p1 = expit(fit.linear_predictor(sl, x1))
         p0 = expit(fit.linear_predictor(sl, x0))
         out[sl] = (p1 - p0).mean(axis=1)
-    return out.reshape(C, D)
+    return out.reshape(n_chains, n_draws)

@@ -10,8 +10,18 @@ A mechanism DAG is written in Graphviz DOT, the format DoWhy reads and most DAG 
     }
 
 Node names are data column names. A node whose ``observed`` attribute is ``"no"``
-(DoWhy's convention; ``"false"`` and ``"0"`` also count) is latent. Graph, node and edge
-attributes other than ``observed`` are kept for drawing but play no causal role.
+(DoWhy's convention; ``"false"`` and ``"0"`` also count) is latent. A latent node may
+also carry ``level="unit"``: a time-invariant, unobserved characteristic of the row
+entity ([data].unit, e.g. a firm's quality)::
+
+    firm_quality [observed="no", level="unit"];
+    firm_quality -> {m_cost resilience};
+
+Unit effects that identify slopes within units (``unit_effects = "within"`` or
+``"fixed"``) adjust for such a node (see :mod:`vagg_bayes.graph.identify`). ``level`` has
+no effect on an observed node (a measured column is adjusted for as a control); any
+value other than ``"unit"`` is an error. Graph, node and edge attributes other than
+``observed`` and ``level`` are kept for drawing but play no causal role.
 
 :func:`load_graph` reads a file, :func:`parse_dot` a string; both return an immutable
 :class:`CausalGraph` or raise :class:`~vagg_bayes.errors.GraphError` naming the file and
@@ -47,6 +57,8 @@ __all__ = [
 
 #: Values of the ``observed`` node attribute that mark a latent node.
 LATENT_VALUES = frozenset({"no", "false", "0"})
+#: Value of the ``level`` node attribute that marks a time-invariant unit characteristic.
+UNIT_LEVEL = "unit"
 _PSEUDO_NODES = frozenset({"node", "edge", "graph"})
 #: Most candidate sets one search tests before falling back to networkx's minimal separator.
 _MAX_CHECKS = 20_000
@@ -68,13 +80,17 @@ class CausalGraph:
         Extra nodes (isolated ones, or to fix the order nothing depends on).
     latent : iterable of str, default ()
         Nodes that are not observed (not columns of the data).
+    unit_level : iterable of str, default ()
+        Latent nodes that are time-invariant characteristics of the unit (DOT attribute
+        ``level="unit"``); unit effects can adjust for them.
     source : pathlib.Path or None, default None
         File the graph came from; used in messages only.
 
     Raises
     ------
     GraphError
-        If the graph has a cycle, or a latent node is not a node of the graph.
+        If the graph has a cycle, a latent node is not a node of the graph, or a
+        unit-level node is not latent.
 
     Notes
     -----
@@ -83,7 +99,7 @@ class CausalGraph:
     :meth:`parents`, ...) is sorted, so output built from it is the same on every run.
     """
 
-    __slots__ = ("_dag", "_latent", "_source")
+    __slots__ = ("_dag", "_latent", "_source", "_unit_level")
 
     def __init__(
         self,
@@ -91,6 +107,7 @@ class CausalGraph:
         *,
         nodes: Iterable[str] = (),
         latent: Iterable[str] = (),
+        unit_level: Iterable[str] = (),
         source: Path | None = None,
     ) -> None:
         dag = nx.DiGraph()
@@ -105,6 +122,14 @@ class CausalGraph:
             raise GraphError(
                 f"Latent node(s) {', '.join(repr(u) for u in unknown)}{where} are not nodes of "
                 "the graph. Add them with their arrows or drop them from the latent set."
+            )
+        unit_level = frozenset(unit_level)
+        not_latent = sorted(unit_level - latent)
+        if not_latent:
+            raise GraphError(
+                f"Unit-level node(s) {', '.join(repr(u) for u in not_latent)}{where} are not "
+                "latent. level=\"unit\" marks an unobserved unit characteristic; mark them "
+                "observed=\"no\" as well, or drop them from the unit-level set."
             )
         try:
             cycle = nx.find_cycle(dag)
@@ -121,6 +146,7 @@ class CausalGraph:
             dag.nodes[node]["observed"] = "no" if node in latent else "yes"
         self._dag = nx.freeze(dag)
         self._latent = latent
+        self._unit_level = unit_level
         self._source = source
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -159,6 +185,11 @@ class CausalGraph:
         """Latent (unobserved) nodes, sorted."""
         return tuple(sorted(self._latent))
 
+    @property
+    def unit_level(self) -> tuple[str, ...]:
+        """Latent nodes marked ``level="unit"`` (time-invariant unit characteristics), sorted."""
+        return tuple(sorted(self._unit_level))
+
     def __contains__(self, node: object) -> bool:
         return node in self._dag
 
@@ -168,20 +199,26 @@ class CausalGraph:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CausalGraph):
             return NotImplemented
-        return (self.nodes, self.edges, self._latent) == (other.nodes, other.edges, other._latent)
+        return (self.nodes, self.edges, self._latent, self._unit_level) == (
+            other.nodes,
+            other.edges,
+            other._latent,
+            other._unit_level,
+        )
 
     def __hash__(self) -> int:
-        return hash((self.nodes, self.edges, self._latent))
+        return hash((self.nodes, self.edges, self._latent, self._unit_level))
 
     def __repr__(self) -> str:
         where = f", source='{self._source}'" if self._source else ""
+        unit = f", unit_level={list(self.unit_level)}" if self._unit_level else ""
         return (
             f"CausalGraph({len(self)} nodes, {self._dag.number_of_edges()} edges, "
-            f"latent={list(self.latent)}{where})"
+            f"latent={list(self.latent)}{unit}{where})"
         )
 
     def __reduce__(self):
-        return (_rebuild, (self.edges, self.nodes, self.latent, self._source))
+        return (_rebuild, (self.edges, self.nodes, self.latent, self._source, self.unit_level))
 
     # -- queries -----------------------------------------------------------------------
     def _check(self, node: str) -> None:
@@ -257,10 +294,17 @@ class CausalGraph:
         return "\n".join(nx.generate_gml(clean))
 
     def to_dot(self) -> str:
-        """The graph as a DOT ``digraph`` string (sorted; latent nodes ``observed="no"``)."""
+        """The graph as a DOT ``digraph`` string.
+
+        Sorted; latent nodes carry ``observed="no"``, unit-level ones also ``level="unit"``.
+        """
         lines = ["digraph {"]
         for n in self.nodes:
-            attr = ' [observed="no"]' if n in self._latent else ""
+            attr = ""
+            if n in self._unit_level:
+                attr = f' [observed="no", level="{UNIT_LEVEL}"]'
+            elif n in self._latent:
+                attr = ' [observed="no"]'
             lines.append(f"    {_quote(n)}{attr};")
         for a, b in self.edges:
             lines.append(f"    {_quote(a)} -> {_quote(b)};")
@@ -268,8 +312,8 @@ class CausalGraph:
         return "\n".join(lines) + "\n"
 
 
-def _rebuild(edges, nodes, latent, source) -> CausalGraph:
-    return CausalGraph(edges, nodes=nodes, latent=latent, source=source)
+def _rebuild(edges, nodes, latent, source, unit_level=()) -> CausalGraph:
+    return CausalGraph(edges, nodes=nodes, latent=latent, unit_level=unit_level, source=source)
 
 
 def _quote(name: str) -> str:
@@ -324,7 +368,8 @@ def parse_dot(text: str, *, source: Path | None = None) -> CausalGraph:
     Raises
     ------
     GraphError
-        On invalid DOT, an undirected graph, more than one graph, or a cycle.
+        On invalid DOT, an undirected graph, more than one graph, a cycle, or a
+        ``level`` attribute other than ``"unit"``.
     """
     import pydot
 
@@ -360,7 +405,22 @@ def parse_dot(text: str, *, source: Path | None = None) -> CausalGraph:
     latent = {
         n for n, attrs in nodes.items() if attrs.get("observed", "yes").lower() in LATENT_VALUES
     }
-    return CausalGraph(edges, nodes=nodes, latent=latent, source=source)
+    unit_level = set()
+    for n, attrs in sorted(nodes.items()):
+        if "level" not in attrs:
+            continue
+        level = attrs["level"].strip().lower()
+        if level != UNIT_LEVEL:
+            raise GraphError(
+                f"Node '{n}' in {what[0].lower() + what[1:]} has level=\"{attrs['level']}\"; "
+                f"the only level understood is \"{UNIT_LEVEL}\" (a time-invariant, "
+                "unobserved characteristic of the unit, e.g. "
+                "firm_quality [observed=\"no\", level=\"unit\"]). Set level=\"unit\" or "
+                "remove the attribute."
+            )
+        if n in latent:
+            unit_level.add(n)
+    return CausalGraph(edges, nodes=nodes, latent=latent, unit_level=unit_level, source=source)
 
 
 def _strip(value: Any) -> str:

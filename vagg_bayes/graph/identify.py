@@ -32,6 +32,21 @@ mediator ``m`` is identified here, as a path-specific effect ``treatment -> m ->
 - second stage (outcome equation): a set ``Z`` of pre-treatment observed nodes such that
   ``{treatment} | Z`` blocks every back-door path from ``m`` to the outcome (sequential
   ignorability, no treatment-induced confounding).
+
+Unit-level latent nodes
+-----------------------
+A latent node marked ``level="unit"`` in the DOT file is a time-invariant, unobserved
+characteristic of the row entity (a firm's quality). When the spec's unit effects
+identify slopes within units -- ``[data].unit`` and ``[data].time`` set and
+``unit_effects`` ``"within"`` or ``"fixed"`` -- the unit effects adjust for it: every set
+above is checked conditioning on it as well (it is never listed in a set, which holds
+data columns only), and :attr:`Identification.notes` says so. ``check_spec`` sees only
+the spec, not the data, so it applies this rule whether or not some unit is actually
+seen more than once (:func:`vagg_bayes.data.panel.repeated_units` decides that for the
+model). With ``unit_effects = "random"`` (random effects assume the unit effects are
+independent of the regressors) or ``"none"``, or without unit and time, such a node is
+an ordinary latent confounder; an open back-door path through it gives a warning that
+names it and says to set ``unit_effects = "within"``.
 """
 
 from __future__ import annotations
@@ -61,7 +76,10 @@ from vagg_bayes.spec import Spec
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Identification", "check_spec", "identify"]
+__all__ = ["ADJUSTING_UNIT_EFFECTS", "Identification", "check_spec", "identify"]
+
+#: ``unit_effects`` settings whose unit effects adjust for unit-level latent nodes.
+ADJUSTING_UNIT_EFFECTS = ("within", "fixed")
 
 
 
@@ -104,6 +122,13 @@ class Identification:
         were given) graph nodes that are not columns of the data.
     warnings : tuple of str
         What :func:`check_spec` found, plus data-related notes.
+    unit_adjusted : tuple of str
+        Unit-level latent nodes (``level="unit"``) adjusted for by the unit effects
+        (``[data].unit`` and ``[data].time`` set, ``unit_effects`` ``"within"`` or
+        ``"fixed"``); the sets above are valid given them. Empty otherwise.
+    notes : tuple of str
+        Facts about the identification that are not problems, e.g. ``"firm_quality:
+        unit-level, unobserved; adjusted for by unit effects (unit_effects = within)"``.
     graph_source : str or None
         The DOT file the graph came from.
 
@@ -126,6 +151,8 @@ class Identification:
     total_identified: bool
     latent: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    unit_adjusted: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
     graph_source: str | None = field(default=None, compare=False)
 
     def summary(self) -> pd.DataFrame:
@@ -186,6 +213,10 @@ class Identification:
         lines.append(f"total effect: {status}")
         lines.append("")
         lines.append(self.summary().to_string(index=False))
+        if self.notes:
+            lines.append("")
+            lines.append("notes:")
+            lines.extend(f"  - {n}" for n in self.notes)
         if self.warnings:
             lines.append("")
             lines.append("warnings:")
@@ -211,16 +242,25 @@ def check_spec(graph: CausalGraph | str | Path, spec: Spec) -> list[str]:
     list of str
         Warnings, in a fixed order: controls not in the graph (treated as exogenous),
         confounders the graph requires that the controls lack (for the total effect, and
-        for each mediator's equations, i.e. sequential ignorability), effects the graph
-        does not identify, and declared mediators that leave indirect paths uncovered.
+        for each mediator's equations, i.e. sequential ignorability), unit-level latent
+        nodes on an open back-door path that the spec's unit effects do not adjust for,
+        effects the graph does not identify, and declared mediators that leave indirect
+        paths uncovered.
 
     Raises
     ------
     GraphError
         If the treatment, outcome or a mediator is not a node; a spec column is marked
         latent; a control is a descendant of the treatment (a "bad control"); a mediator
-        is not on a directed path treatment -> mediator -> outcome; or one declared
-        mediator is a descendant of another.
+        is not on a directed path treatment -> mediator -> outcome; one declared
+        mediator is a descendant of another; or a unit-level latent node that the unit
+        effects adjust for is a descendant of the treatment or the outcome.
+
+    Notes
+    -----
+    Unit-level latent nodes (``level="unit"``) count as adjusted for when
+    ``[data].unit`` and ``[data].time`` are set and ``unit_effects`` is ``"within"`` or
+    ``"fixed"``; only the spec is read, not the data.
     """
     if not isinstance(graph, CausalGraph):
         graph = load_graph(graph)
@@ -283,7 +323,8 @@ def identify(
     backdoor, total_ok = a.backdoor, a.backdoor_ok
     if not total_ok and dw["backdoor"] is not None:  # cross-check: trust a verified DoWhy set
         bd = backdoor_graph(graph.dag, spec.treatment)
-        if is_separated(bd, spec.treatment, spec.outcome, set(dw["backdoor"])):
+        z = set(dw["backdoor"]) | set(a.unit_adjusted)
+        if is_separated(bd, spec.treatment, spec.outcome, z):
             backdoor, total_ok = tuple(sorted(dw["backdoor"])), True
     instruments = tuple(sorted(set(a.instruments) | (set(dw["instruments"]) & a.observed)))
     frontdoor = tuple(sorted(dw["frontdoor"]))
@@ -328,6 +369,8 @@ def identify(
         total_identified=total_ok or bool(frontdoor),
         latent=latent,
         warnings=tuple(extra_warnings) + a.warnings,
+        unit_adjusted=a.unit_adjusted,
+        notes=a.notes,
         graph_source=str(graph.source) if graph.source else None,
     )
 
@@ -344,6 +387,17 @@ class _Analysis:
     second: dict[str, tuple[str, ...]] = field(default_factory=dict)
     second_ok: dict[str, bool] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    unit_adjusted: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def _unit_adjusted(graph: CausalGraph, spec: Spec) -> tuple[str, ...]:
+    """Unit-level latent nodes the spec's unit effects adjust for (spec only, no data)."""
+    if spec.unit is None or spec.time is None:
+        return ()
+    if spec.unit_effects not in ADJUSTING_UNIT_EFFECTS:
+        return ()
+    return graph.unit_level
 
 
 def _analyse(graph: CausalGraph, spec: Spec, *, observed: set[str] | None) -> _Analysis:
@@ -413,9 +467,30 @@ def _analyse(graph: CausalGraph, spec: Spec, *, observed: set[str] | None) -> _A
                 "one of them in mediators."
             )
 
+    # (e) unit-level nodes absorbed by unit effects must be time-invariant causes
+    absorbed = set(_unit_adjusted(graph, spec))
+    for u in sorted(absorbed):
+        for role, col in (("treatment", t), ("outcome", y)):
+            if u in graph.descendants(col):
+                path = " -> ".join(graph.directed_path(col, u) or (col, u))
+                raise GraphError(
+                    f"Unit-level node '{u}' (level=\"unit\") is a descendant of the {role} "
+                    f"'{col}' in{where}: {path}. A unit-level node is a time-invariant unit "
+                    "characteristic, so nothing time-varying causes it, and the unit effects "
+                    f"(unit_effects = \"{spec.unit_effects}\") would absorb part of the effect. "
+                    f"Remove the arrow into '{u}', or drop level=\"unit\" from '{u}'."
+                )
+
     obs = set(graph.observed) if observed is None else set(observed)
     obs |= set(spec.columns) & set(graph.nodes)
     out = _Analysis(observed=obs)
+    out.unit_adjusted = tuple(sorted(absorbed))
+    out.notes = tuple(
+        f"{u}: unit-level, unobserved; adjusted for by unit effects "
+        f"(unit_effects = {spec.unit_effects})"
+        for u in out.unit_adjusted
+    )
+    unabsorbed = set(graph.unit_level) - absorbed
     warns: list[str] = []
     off_graph = [c for c in spec.controls if c not in graph]
     if off_graph:
@@ -442,13 +517,17 @@ def _analyse(graph: CausalGraph, spec: Spec, *, observed: set[str] | None) -> _A
 
     # total effect
     bd_t = backdoor_graph(dag, t)
-    res = _prefer(bd_t, t, y, given=set(), controls=ctl, candidates=pre)
+    res = _prefer(bd_t, t, y, given=absorbed, controls=ctl, candidates=pre)
     out.backdoor, out.backdoor_ok = res.chosen, res.ok
-    warns += _gap_warnings(res, bd_t, t, y, set(), f"the effect of {t} on {y}", where)
+    what = f"the effect of {t} on {y}"
+    warns += _gap_warnings(res, bd_t, t, y, absorbed, what, where)
+    warns += _unit_level_warnings(
+        res, bd_t, t, y, absorbed, unabsorbed, ctl, pre, what, where, spec
+    )
     out.instruments = tuple(
         z
         for z in sorted(graph.ancestors(t) & obs)
-        if z not in desc_t and is_separated(bd_t, z, y, set())
+        if z not in desc_t and is_separated(bd_t, z, y, absorbed)
     )
     if not res.ok:
         hint = f" Instruments in the graph: {_names(out.instruments)}." if out.instruments else ""
@@ -460,20 +539,21 @@ def _analyse(graph: CausalGraph, spec: Spec, *, observed: set[str] | None) -> _A
 
     # each mediator: first stage (t -> m) and second stage (m -> y given t)
     for m in spec.mediators:
-        r1 = _prefer(bd_t, t, m, given=set(), controls=ctl, candidates=pre)
+        r1 = _prefer(bd_t, t, m, given=absorbed, controls=ctl, candidates=pre)
         bd_m = backdoor_graph(dag, m)
-        r2 = _prefer(bd_m, m, y, given={t}, controls=ctl, candidates=pre)
+        given2 = {t} | absorbed
+        r2 = _prefer(bd_m, m, y, given=given2, controls=ctl, candidates=pre)
         out.first[m], out.first_ok[m] = r1.chosen, r1.ok
         out.second[m], out.second_ok[m] = r2.chosen, r2.ok
-        warns += _gap_warnings(r1, bd_t, t, m, set(), f"the mediator equation {t} -> {m}", where)
-        warns += _gap_warnings(
-            r2,
-            bd_m,
-            m,
-            y,
-            {t},
-            f"the outcome equation {m} -> {y} given {t} (sequential ignorability)",
-            where,
+        what1 = f"the mediator equation {t} -> {m}"
+        what2 = f"the outcome equation {m} -> {y} given {t} (sequential ignorability)"
+        warns += _gap_warnings(r1, bd_t, t, m, absorbed, what1, where)
+        warns += _unit_level_warnings(
+            r1, bd_t, t, m, absorbed, unabsorbed, ctl, pre, what1, where, spec
+        )
+        warns += _gap_warnings(r2, bd_m, m, y, given2, what2, where)
+        warns += _unit_level_warnings(
+            r2, bd_m, m, y, given2, unabsorbed, ctl, pre, what2, where, spec
         )
         if not (r1.ok and r2.ok):
             stage = f"{t} -> {m}" if not r1.ok else f"{m} -> {y}"
@@ -553,6 +633,60 @@ def _gap_warnings(
             f"{_names(res.chosen) or 'nothing'} instead. Remove them from controls."
         )
     return out
+
+
+def _unit_level_warnings(
+    res: _Search,
+    g: nx.DiGraph,
+    s: str,
+    t: str,
+    given: set[str],
+    units: set[str],
+    controls: set[str],
+    candidates: set[str],
+    what: str,
+    where: str,
+    spec: Spec,
+) -> list[str]:
+    """Warn of unit-level latent nodes on an open back-door path, not adjusted for.
+
+    ``units`` are the graph's unit-level nodes that the spec's unit effects leave alone;
+    nothing is said when ``res`` found a valid set anyway (observed nodes block them).
+    """
+    if res.ok or not units:
+        return []
+    # the set that would serve if the unit effects adjusted for them
+    alt = _prefer(g, s, t, given=given | units, controls=controls, candidates=candidates)
+    z = set(alt.chosen) | given
+    parts = []
+    for u in sorted(units):
+        path = open_path(g, s, t, z, through=u)
+        if path:
+            parts.append(f"'{u}' ({path})")
+    if not parts:
+        return []
+    node, it = ("node", "it") if len(parts) == 1 else ("nodes", "them")
+    if spec.unit is None or spec.time is None:
+        why = (
+            "unit effects adjust for a unit-level node only when [data].unit and [data].time "
+            "are set"
+        )
+        fix = 'Set [data].unit and [data].time, and [model].unit_effects = "within"'
+    elif spec.unit_effects == "random":
+        why = (
+            f'[model].unit_effects = "random" does not adjust for {it} (random unit effects '
+            "assume the unit effects are independent of the regressors, which this path "
+            "contradicts)"
+        )
+        fix = 'Set [model].unit_effects = "within" (or "fixed")'
+    else:
+        why = f'[model].unit_effects = "{spec.unit_effects}" has no unit effects to adjust for {it}'
+        fix = 'Set [model].unit_effects = "within" (or "fixed")'
+    rest = "" if alt.ok else " (other latent confounding remains even then)"
+    return [
+        f"In{where}, {what} has an open back-door path through the unit-level latent {node} "
+        f"{', '.join(parts)}, and {why}. {fix} so that unit effects adjust for {it}{rest}."
+    ]
 
 
 def _names(names: Iterable[str]) -> str:

@@ -30,11 +30,20 @@ from vagg_bayes.spec import Spec
 OUTCOME = "outcome"
 
 
-def _coefficient_draws(fit: EquationFit, group: str | None, prefix: str = "") -> dict:
+def _coefficient_draws(fit: EquationFit, spec: Spec, prefix: str = "") -> dict:
     """Named (chain, draw) arrays of one equation's parameters, data scale."""
-    out = {f"{prefix}{t}": fit.beta[..., k] for k, t in enumerate(fit.design.terms)}
+    group = spec.group
+    absorbed = {"Intercept"} if fit.design.unit_effects == "fixed" else set()
+    out = {f"{prefix}{t}": fit.beta[..., k] for k, t in enumerate(fit.design.terms)
+           if t not in absorbed}
     if fit.sigma is not None:
         out[f"{prefix}sigma"] = fit.sigma
+    post = fit.idata.posterior if fit.idata is not None else {}
+    if "sd_unit" in post:
+        out[f"{prefix}sd({spec.unit})"] = np.asarray(post["sd_unit"])
+    if "sd_cell" in post:
+        out[f"{prefix}sd({group}:{spec.time})"] = np.asarray(post["sd_cell"])
+        out[f"{prefix}design_effect({group}:{spec.time})"] = np.asarray(post["design_effect"])
     if fit.group_sd is not None:
         for k, term in enumerate(fit.varying_terms):
             name = f"sd({group})" if k == 0 else f"sd({group}:{term})"
@@ -121,24 +130,52 @@ class EstimateResult:
         if table == "effects":
             return summarize_draws(dict(self.effect_draws), "effect")
         if table == "coefficients":
-            draws = _coefficient_draws(self.fits[OUTCOME], self.spec.group)
+            draws = _coefficient_draws(self.fits[OUTCOME], self.spec)
             for name, fit in self.fits.items():
                 if name != OUTCOME:
-                    draws.update(_coefficient_draws(fit, self.spec.group, prefix=f"{name}~"))
+                    draws.update(_coefficient_draws(fit, self.spec, prefix=f"{name}~"))
             return summarize_draws(draws, "term")
         if table == "priors":
             frames = []
             for name, fit in self.fits.items():
-                frame = fit.priors.table(fit.design, self.spec.group)
+                frame = fit.priors.table(fit.design, self.spec.group, unit=self.spec.unit,
+                                         time=self.spec.time)
                 frame.insert(0, "equation", self.spec.outcome if name == OUTCOME else name)
                 frames.append(frame)
             return pd.concat(frames, ignore_index=True)
         if table == "group_effects":
             return self._group_effects()
+        if table == "within_between":
+            return self._within_between()
         if table in self.tables:
             return self.tables[table].copy()
-        valid = ["effects", "coefficients", "priors", "group_effects", *self.tables]
+        valid = ["effects", "coefficients", "priors", "group_effects", "within_between",
+                 *self.tables]
         raise KeyError(f"Unknown table {table!r}; valid tables are: {', '.join(valid)}.")
+
+    def _within_between(self) -> pd.DataFrame:
+        """Within-unit and between-unit slopes of every regressor with a unit mean.
+
+        With ``unit_effects = "within"`` each time-varying regressor ``x`` has its unit
+        mean beside it (Mundlak): the coefficient of ``x`` is the within-unit slope, the
+        sum of both the between-unit slope, and the mean's coefficient their difference
+        (a Bayesian Hausman contrast: far from zero, the unit effects are correlated
+        with ``x`` and a model without them would be biased). Columns ``equation, term,
+        slope`` (within, between, difference) and the usual summary columns.
+        """
+        frames = []
+        for name, fit in self.fits.items():
+            terms = fit.design.terms
+            for k, km in fit.design.mundlak:
+                within, diff = fit.beta[..., k], fit.beta[..., km]
+                frame = summarize_draws({"within": within, "between": within + diff,
+                                         "difference": diff}, "slope")
+                frame.insert(0, "term", terms[k])
+                frame.insert(0, "equation", self.spec.outcome if name == OUTCOME else name)
+                frames.append(frame)
+        if not frames:
+            raise KeyError("within_between needs repeated units and unit_effects = \"within\".")
+        return pd.concat(frames, ignore_index=True)
 
     def _group_effects(self) -> pd.DataFrame:
         fit = self.fits[OUTCOME]
@@ -157,6 +194,79 @@ class EstimateResult:
         frame = summarize_draws(draws, self.spec.group)
         frame.insert(1, "quantity", what)
         return frame
+
+    # ----------------------------------------------------------------- prediction
+    def predict(self, data: pd.DataFrame, *, seed=0, kind: str = "response") -> np.ndarray:
+        """Posterior predictive draws of the outcome for new rows, shape (draws, rows).
+
+        Parameters
+        ----------
+        data : DataFrame
+            New rows with the spec's regressor columns (the outcome column may be absent).
+            Groups the fit saw use their posterior effects, new groups draw from the
+            population; every unit is treated as a new unit (a held-out firm).
+        seed : int or SeedSequence, default 0
+        kind : {"response", "mean"}, default "response"
+            ``"response"``: draws of new outcomes (residual noise included);
+            ``"mean"``: draws of their expected value.
+        """
+        from vagg_bayes.bayes.predict import predict_draws
+        from vagg_bayes.bayes.sample import seed_sequence
+        from vagg_bayes.data.panel import validate_panel
+        from vagg_bayes.equations import equation_designs
+
+        if kind not in ("response", "mean"):
+            raise ValueError(f"kind must be 'response' or 'mean'; got {kind!r}.")
+        fit = self.fits[OUTCOME]
+        if fit.design.unit_effects == "fixed":
+            raise ValueError("unit_effects = \"fixed\" has no distribution of unit effects, so "
+                             "it cannot predict new units; use \"within\" (the default).")
+        frame = data
+        if self.spec.outcome not in frame:
+            frame = frame.assign(**{self.spec.outcome: 0})
+        panel = validate_panel(frame, self.spec, source="new data", new_rows=True)
+        reference = {name: f.design for name, f in self.fits.items()}
+        design = equation_designs(panel, self.spec, reference=reference)[0][OUTCOME]
+        rng = np.random.default_rng(seed_sequence(seed))
+        return predict_draws(fit, design, rng=rng, mean_only=kind == "mean")
+
+    def intervene(self, *, shift: float | None = None, set_to: float | None = None,
+                  groups=None):
+        """Change the treatment of the sample's rows and return what it does to the outcome.
+
+        Parameters
+        ----------
+        shift : float, optional
+            Raise every (selected) row's treatment by this amount.
+        set_to : float, optional
+            Set every (selected) row's treatment to this value.
+        groups : sequence, optional
+            Only rows of these groups (labels of ``spec.group``) are changed.
+
+        Returns
+        -------
+        vagg_bayes.effects.scenario.Intervention
+            Draws of the change in the mean outcome, overall and per group, with the
+            part through each mechanism; ``summary()`` gives the table.
+        """
+        from vagg_bayes.effects.scenario import intervene, treatment_delta
+
+        fit = self.fits[OUTCOME]
+        design = fit.design
+        rows = None
+        if groups is not None:
+            if design.group_labels is None:
+                raise ValueError("groups= needs a spec with [data].group.")
+            wanted = pd.Index(design.group_labels).get_indexer(pd.Index(list(groups)))
+            if (wanted < 0).any():
+                missing = [g for g, w in zip(groups, wanted) if w < 0]
+                raise ValueError(f"Groups {missing} are not in the data's {self.spec.group}.")
+            rows = np.isin(design.group_codes, wanted)
+        t = design.X[:, design.treatment_index]
+        delta = treatment_delta(t, shift=shift, set_to=set_to, rows=rows)
+        what = f"shift by {shift}" if shift is not None else f"set to {set_to}"
+        mediators = {m: self.fits[m] for m in self.spec.mediators}
+        return intervene(fit, mediators, delta, description=f"{self.spec.treatment}: {what}")
 
     # ----------------------------------------------------------------- rendering
     def to_markdown(self, table: str = "effects", digits: int = 3) -> str:
@@ -204,6 +314,8 @@ class EstimateResult:
         write_csv(out / "coefficients.csv", self.summary("coefficients"))
         for name in self.tables:
             write_csv(out / f"{name}.csv", self.summary(name))
+        if any(f.design.mundlak for f in self.fits.values()):
+            write_csv(out / "within_between.csv", self.summary("within_between"))
         for name, draw in self.figures.items():
             write_atomic(out / name, draw)
         diag = self.diagnostics.to_dict()
@@ -212,7 +324,10 @@ class EstimateResult:
         diag["equations"] = {n: f.diagnostics.to_dict() for n, f in self.fits.items()}
         write_json(out / "diagnostics.json", diag)
         write_atomic(out / "posterior.nc", lambda p: self.posterior().to_netcdf(str(p)))
+        from vagg_bayes.provenance import environment
+
         record = {
+            **environment(),
             "spec": self.spec.to_dict(),
             "settings": self.settings.to_dict(),
             "priors": self.summary("priors").to_dict(orient="records"),
