@@ -35,7 +35,11 @@ def test_bernoulli_total_effect_recovered():
     # A city-level control (region) beside 60 city intercepts mixes slowly: its ESS may
     # fall short of 400 with 2 x 1000 draws (reported loudly by the result); the effect
     # itself must mix well and cover the truth.
-    panel, truth = simulate_panel(n_firms=3000, n_cities=60, n_provinces=10, seed=4)
+    # Bernoulli models have no city-year effects yet (README): on data with city-year
+    # shocks in the survival equation their intervals of a city-year treatment are too
+    # narrow, so this recovery check simulates without them; firm and city quality stay.
+    panel, truth = simulate_panel(n_firms=3000, n_cities=60, n_provinces=10, seed=4,
+                                  city_year_sd=0.0)
     spec = Spec(outcome="survival", treatment="va", controls=CONTROLS, unit="firm_id",
                 group="city_id", time="year", family="bernoulli")
     result = estimate(panel, spec, settings=SamplerSettings(random_seed=4))
@@ -60,7 +64,8 @@ def test_varying_slope_recovered(panel_factory):
     _covers(result, sample_avg)
     coefs = result.summary("coefficients").set_index("term")
     low, high = coefs.loc["sd(site:exposure)", ["hdi_low", "hdi_high"]]
-    assert low < 0.25 < high
+    # the 30 simulated slopes have SD 0.19 (population 0.25): the data speak of the former
+    assert low < slopes.std(ddof=1) < high
     per_group = result.summary("group_effects")
     inside = ((per_group.hdi_low <= slopes) & (slopes <= per_group.hdi_high)).mean()
     assert inside >= 0.8

@@ -25,6 +25,7 @@ graph, report, spec, provenance).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 
@@ -33,6 +34,7 @@ import pandas as pd
 
 from vagg_bayes.bayes.diagnostics import warn_if_failed
 from vagg_bayes.bayes.fit import EquationModel, child_seed, fit_joint_pair
+from vagg_bayes.bayes.priors import default_priors
 from vagg_bayes.bayes.sample import SamplerSettings, check_sampler_available, seed_sequence
 from vagg_bayes.data.panel import validate_panel
 from vagg_bayes.effects.decompose import decompose
@@ -86,6 +88,7 @@ class Analysis:
         self._models: dict[str, EquationModel] | None = None
         self._designs: dict | None = None
         self._joint: str | None = None
+        self._joint_priors: tuple | None = None
         self._graph_warnings: list[str] = []
 
     @property
@@ -129,12 +132,16 @@ class Analysis:
         self._designs = designs
         self._joint = (joint_mediator(self.spec, designs, designs[OUTCOME])
                        if self.spec.mediators else None)
+        jointly = {self._joint, OUTCOME} if self._joint else set()
         self._models = {
             name: EquationModel(design, "gaussian" if name != OUTCOME else self.spec.family,
                                 self.settings, parameterization=self.parameterization)
-            for name, design in designs.items() if name != self._joint
-            and not (name == OUTCOME and self._joint)
+            for name, design in designs.items() if name not in jointly
         }
+        if self._joint:
+            self._joint_priors = tuple(
+                dataclasses.replace(default_priors(designs[name], "gaussian"), joint=True)
+                for name in (self._joint, OUTCOME))
         return self._run(panel, designs, notes, seed_sequence(self.settings.random_seed),
                          tables=tables)
 
@@ -175,7 +182,7 @@ class Analysis:
                                                 "random_seed": state})
             fits[self._joint], fits[OUTCOME] = fit_joint_pair(
                 designs[self._joint], designs[OUTCOME], joint_settings,
-                priors=(self._designs_priors(self._joint), self._designs_priors(OUTCOME)))
+                priors=self._joint_priors)
         fits = {name: fits[name] for name in names}
         extra_tables, figures, extra = {}, {}, {}
         if spec.mediators:
@@ -211,15 +218,3 @@ class Analysis:
         )
         warn_if_failed(result.diagnostics, f"The {spec.family} model of {spec.outcome}")
         return result
-
-    def _designs_priors(self, name: str):
-        """Frozen priors of an equation fitted jointly (set on the first data)."""
-        from vagg_bayes.bayes.priors import default_priors
-
-        cache = self.__dict__.setdefault("_joint_priors", {})
-        if name not in cache:
-            import dataclasses
-
-            cache[name] = dataclasses.replace(
-                default_priors(self._designs[name], "gaussian"), joint=True)
-        return cache[name]

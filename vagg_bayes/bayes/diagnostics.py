@@ -174,3 +174,21 @@ def warn_if_failed(diag: Diagnostics, what: str = "The posterior") -> None:
             ConvergenceWarning,
             stacklevel=2,
         )
+
+
+def combine_diagnostics(parts: list[Diagnostics]) -> Diagnostics:
+    """The worst of several equations' diagnostics, with all their problems."""
+    if len(parts) == 1:
+        return parts[0]
+    r = max(parts, key=lambda d: d.max_r_hat)
+    b = min(parts, key=lambda d: d.min_ess_bulk)
+    t = min(parts, key=lambda d: d.min_ess_tail)
+    return Diagnostics(
+        divergences=sum(d.divergences for d in parts),
+        max_r_hat=r.max_r_hat,
+        min_ess_bulk=b.min_ess_bulk,
+        min_ess_tail=t.min_ess_tail,
+        worst={"r_hat": r.worst["r_hat"], "ess_bulk": b.worst["ess_bulk"],
+               "ess_tail": t.worst["ess_tail"]},
+        problems=tuple(p for d in parts for p in d.problems),
+    )

@@ -179,6 +179,22 @@ def nested_statistics(design: Design) -> NestedStats:
 # --------------------------------------------------------------------------- the batched op
 
 
+def _lower_inverse(chol: np.ndarray) -> np.ndarray:
+    """Inverses of a batch of lower-triangular matrices, by forward substitution over the
+    (few) rows, vectorised over the batch (several times faster than ``np.linalg.inv``
+    on many small matrices)."""
+    m = chol.shape[-1]
+    out = np.zeros_like(chol)
+    diag = 1.0 / np.diagonal(chol, axis1=-2, axis2=-1)
+    for i in range(m):
+        out[..., i, i] = diag[..., i]
+        if i:
+            # row i of C^-1: -(C[i, :i] @ X[:i, :i]) / C[i, i]
+            out[..., i, :i] = -(chol[..., i, None, :i] @ out[..., :i, :i])[..., 0, :] \
+                * diag[..., i, None]
+    return out
+
+
 @functools.cache
 def _logdet_quad_op():
     """The Op ``(M (J, m, m), g (J, m)) -> (log det M_j, g_j'M_j^-1 g_j)`` with its gradient."""
@@ -203,10 +219,20 @@ def _logdet_quad_op():
 
         def perform(self, node, inputs, outputs):
             M, g = inputs
-            chol = np.linalg.cholesky(M)
+            try:
+                chol = np.linalg.cholesky(M)
+            except np.linalg.LinAlgError:
+                # only at extreme trial points (a line search, a divergent trajectory):
+                # a density of zero there, which the caller steps back from
+                outputs[0][0] = np.full(M.shape[0], np.inf)
+                outputs[1][0] = np.zeros(M.shape[0])
+                outputs[2][0] = np.zeros_like(M)
+                outputs[3][0] = np.zeros_like(g)
+                return
             logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
-            inv = np.linalg.inv(M)
-            b = np.einsum("jab,jb->ja", inv, g)
+            chol_inv = _lower_inverse(chol)
+            inv = np.swapaxes(chol_inv, -1, -2) @ chol_inv  # M^-1 = C^-T C^-1
+            b = (inv @ g[..., None])[..., 0]
             outputs[0][0] = logdet
             outputs[1][0] = np.einsum("ja,ja->j", g, b)
             outputs[2][0] = inv

@@ -19,7 +19,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from vagg_bayes.bayes.diagnostics import Diagnostics, check_draws
+from vagg_bayes.bayes.diagnostics import check_draws, combine_diagnostics
 from vagg_bayes.bayes.fit import EquationFit
 from vagg_bayes.bayes.sample import SamplerSettings
 from vagg_bayes.report import render
@@ -58,24 +58,6 @@ def _coefficient_draws(fit: EquationFit, spec: Spec, prefix: str = "") -> dict:
     return out
 
 
-def combine_diagnostics(parts: list[Diagnostics]) -> Diagnostics:
-    """The worst of several equations' diagnostics, with all their problems."""
-    if len(parts) == 1:
-        return parts[0]
-    r = max(parts, key=lambda d: d.max_r_hat)
-    b = min(parts, key=lambda d: d.min_ess_bulk)
-    t = min(parts, key=lambda d: d.min_ess_tail)
-    return Diagnostics(
-        divergences=sum(d.divergences for d in parts),
-        max_r_hat=r.max_r_hat,
-        min_ess_bulk=b.min_ess_bulk,
-        min_ess_tail=t.min_ess_tail,
-        worst={"r_hat": r.worst["r_hat"], "ess_bulk": b.worst["ess_bulk"],
-               "ess_tail": t.worst["ess_tail"]},
-        problems=tuple(p for d in parts for p in d.problems),
-    )
-
-
 @dataclass(frozen=True, eq=False)
 class EstimateResult:
     """Posterior effects of the treatment, with the fits behind them.
@@ -110,6 +92,16 @@ class EstimateResult:
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     # ----------------------------------------------------------------- tables
+    @functools.cached_property
+    def identification(self):
+        """The DAG's identification of the effects (adjustment sets, estimands), or None
+        without ``[model].graph`` (:func:`vagg_bayes.graph.identify`; imports DoWhy)."""
+        if self.spec.graph is None:
+            return None
+        from vagg_bayes.graph import identify
+
+        return identify(self.spec.graph, self.spec)
+
     @functools.cached_property
     def diagnostics(self) -> Diagnostics:
         """Worst diagnostics over every equation and every reported effect (computed once)."""
