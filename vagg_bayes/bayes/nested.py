@@ -327,13 +327,14 @@ def _unconstrained_logp(v, a: dict, pri: dict, stats: NestedStats, p: int):
         lp = lp - pri["lkj_eta"] * (pt.softplus(x) + pt.softplus(-x))
 
     e = pt.concatenate([pt.ones(1), -theta])
-    eRe = pt.dot(e, pt.dot(a["R"], e))
+    ee = e[:, None] * e[None, :]
+    eRe = pt.sum(a["R"] * ee)
     if stats.unit_mode == "none":
         rAr = eRe / s2
         logdet_A = a["n"] * pt.log(s2)
         kc = None
     else:
-        eQe = pt.sum(pt.tensordot(a["Q"], e, axes=[[2], [0]]) * e[None, :], axis=1)  # (C,)
+        eQe = pt.sum(a["Q"] * ee[None], axis=(1, 2))  # (C,)
         if stats.unit_mode == "random":
             ta2 = out["sd_unit"] ** 2
             kc = ta2 / (s2 + a["sizes"] * ta2)

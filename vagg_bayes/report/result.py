@@ -19,7 +19,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from vagg_bayes.bayes.diagnostics import check_draws, combine_diagnostics
+from vagg_bayes.bayes.diagnostics import Diagnostics, check_draws, combine_diagnostics
 from vagg_bayes.bayes.fit import EquationFit
 from vagg_bayes.bayes.sample import SamplerSettings
 from vagg_bayes.report import render
