@@ -236,6 +236,25 @@ def _start_point(stats: GroupStats, priors: Priors, p: int, q: int) -> np.ndarra
     return np.asarray(v, dtype=float)
 
 
+def compile_logp_grad(logp_of):
+    """``v -> (logp, grad)`` (floats and a NumPy array) of a PyTensor density of a vector.
+
+    ``logp_of`` maps a symbolic vector to the symbolic log density; compiled once.
+    """
+    import pytensor
+    import pytensor.tensor as pt
+
+    v_sym = pt.dvector("v")
+    lp_sym = logp_of(v_sym)
+    fn = pytensor.function([v_sym], [lp_sym, pt.grad(lp_sym, v_sym)])
+
+    def logp_grad(x):
+        lp, g = fn(x)
+        return float(lp), np.asarray(g)
+
+    return logp_grad
+
+
 def _fd_hessian(grad, v: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Hessian by central differences of the gradient (symmetrised)."""
     k = len(v)
@@ -367,14 +386,7 @@ def build_collapsed_model(
     m, C, converged = np.zeros(k), np.eye(k), False
     logp_grad = None
     if whiten:
-        v_sym = pt.dvector("v")
-        lp_sym = _unconstrained_logp(v_sym, a, pri, p, q)[0]
-        fn = pytensor.function([v_sym], [lp_sym, pt.grad(lp_sym, v_sym)])
-
-        def logp_grad(x):
-            lp, g = fn(x)
-            return float(lp), np.asarray(g)
-
+        logp_grad = compile_logp_grad(lambda v: _unconstrained_logp(v, a, pri, p, q)[0])
         m, C, converged = _whitening(logp_grad, stats, priors, p, q)
 
     coords = {"term": list(design.terms), "unconstrained": names}

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vagg_bayes.bayes.collapsed import LOG_2PI, laplace_whitening
+from vagg_bayes.bayes.collapsed import LOG_2PI, compile_logp_grad, laplace_whitening
 from vagg_bayes.bayes.design import Design
 from vagg_bayes.bayes.priors import Priors
 
@@ -440,14 +440,7 @@ def build_nested_model(design: Design, priors: Priors, stats: NestedStats | None
     shift, factor, converged = np.zeros(size), np.eye(size), False
     logp_grad = None
     if whiten:
-        v_sym = pt.dvector("v")
-        lp_sym = _unconstrained_logp(v_sym, a, pri, stats, p)[0]
-        fn = pytensor.function([v_sym], [lp_sym, pt.grad(lp_sym, v_sym)])
-
-        def logp_grad(x):
-            lp, g = fn(x)
-            return float(lp), np.asarray(g)
-
+        logp_grad = compile_logp_grad(lambda v: _unconstrained_logp(v, a, pri, stats, p)[0])
         shift, factor, converged = laplace_whitening(
             logp_grad, _start_point(stats, priors, design, names))
     coords = {"term": list(design.terms), "unconstrained": names}
