@@ -70,7 +70,7 @@ def fitted_small():
     spec = Spec(outcome="score", treatment="dose", controls=("size", "kind"), unit="pupil",
                 group="school", time="wave")
     return estimate(small_panel(), spec,
-                    settings=SamplerSettings(draws=1000, tune=500, random_seed=1))
+                    settings=SamplerSettings(draws=1500, tune=1000, random_seed=1))
 
 
 def firm_panel(n_towns=60, n_plants=20, n_periods=6, *, seed=0, quality_sd=1.0,
