@@ -424,10 +424,14 @@ def build_collapsed_model(
 
 
 def _whitening(logp_grad, stats: GroupStats, priors: Priors, p: int, q: int):
-    """Laplace whitening from the pooled start; the identity (with a warning) if it fails."""
+    """Laplace whitening from the pooled start (:func:`whiten_or_warn`)."""
+    return whiten_or_warn(logp_grad, _start_point(stats, priors, p, q))
+
+
+def whiten_or_warn(logp_grad, start: np.ndarray):
+    """:func:`laplace_whitening` from ``start``; the identity (with a warning) if it fails."""
     import warnings
 
-    start = _start_point(stats, priors, p, q)
     try:
         return laplace_whitening(logp_grad, start)
     except (FloatingPointError, np.linalg.LinAlgError) as exc:

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vagg_bayes.bayes.collapsed import LOG_2PI, compile_logp_grad, laplace_whitening
+from vagg_bayes.bayes.collapsed import LOG_2PI, compile_logp_grad, whiten_or_warn
 from vagg_bayes.bayes.design import Design
 from vagg_bayes.bayes.priors import Priors
 
@@ -441,7 +441,7 @@ def build_nested_model(design: Design, priors: Priors, stats: NestedStats | None
     logp_grad = None
     if whiten:
         logp_grad = compile_logp_grad(lambda v: _unconstrained_logp(v, a, pri, stats, p)[0])
-        shift, factor, converged = laplace_whitening(
+        shift, factor, converged = whiten_or_warn(
             logp_grad, _start_point(stats, priors, design, names))
     coords = {"term": list(design.terms), "unconstrained": names}
     if stats.q:
@@ -474,7 +474,7 @@ def build_nested_model(design: Design, priors: Priors, stats: NestedStats | None
         for key, val in _pytensor_arrays(new_stats).items():
             a[key].set_value(np.asarray(val, dtype=float))
         if logp_grad is not None:
-            m_new, C_new, ok = laplace_whitening(
+            m_new, C_new, ok = whiten_or_warn(
                 logp_grad, _start_point(new_stats, priors, new_design, names))
             shift_sh.set_value(m_new)
             factor_sh.set_value(C_new)

@@ -39,16 +39,10 @@ def softplus_sigmoid(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     softplus)``.
     """
     eta = np.asarray(eta, dtype=float)
-    e = np.abs(eta, out=np.empty_like(eta))
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    e += 1.0
-    np.log(e, out=e)
-    sp = np.maximum(eta, 0.0)
-    sp += e
-    np.subtract(eta, sp, out=e)
-    np.exp(e, out=e)
-    return sp, e
+    sp = softplus(eta)
+    sig = np.subtract(eta, sp)
+    np.exp(sig, out=sig)
+    return sp, sig
 
 
 def expit(x) -> np.ndarray:
