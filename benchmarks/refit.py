@@ -2,9 +2,11 @@
 
 The data: ``benchmarks/_common.py``'s informative case (20,000 rows, 280 groups,
 intercept and slope of ``x`` varying by group). ``Analysis.fit`` is timed once (it
-compiles); then ``--refits`` refits on data with the treatment permuted (new seeds from
-``Analysis.replicate_seeds``), each reusing the compiled model, the frozen priors and the
-encoding; the median refit time is printed beside the fit time, and whether a refit on
+compiles, adapts NUTS and samples); then ``--refits`` refits on data with the treatment
+permuted (new seeds from ``Analysis.replicate_seeds``), each reusing the compiled model,
+the frozen priors, the encoding and the first fit's NUTS adaptation (warm start); for
+comparison the same refits adapted afresh (``warm=False``, what a refit cost before warm
+starts). The median refit times are printed beside the fit time, and whether a refit on
 the first data with the first seed reproduced the fit's draws.
 
 Run from the repository root::
@@ -54,21 +56,25 @@ def main() -> None:
             start = time.perf_counter()
             first = analysis.fit(data, tables=False)
             fit_s = time.perf_counter() - start
-            times = []
+            times, cold = [], []
             rng = np.random.default_rng(0)
             for seed in analysis.replicate_seeds(args.refits):
                 permuted = data.assign(x=rng.permutation(data["x"].to_numpy()))
-                start = time.perf_counter()
-                analysis.refit(permuted, seed=seed)
-                times.append(time.perf_counter() - start)
+                for warm, out in ((True, times), (False, cold)):
+                    start = time.perf_counter()
+                    analysis.refit(permuted, seed=seed, warm=warm)
+                    out.append(time.perf_counter() - start)
             again = analysis.refit(data)
         same = bool(np.array_equal(first.effect_draws["total"], again.effect_draws["total"]))
-        rows.append((family, fit_s, statistics.median(times), min(times), same))
-        print(f"{family}: fit {fit_s:.1f} s, refits {[round(t, 1) for t in times]}", flush=True)
-    print("\n| family | fit s (compile + sample) | median refit s | fastest refit s | "
-          "refit on the first data reproduces the fit |\n|---|---:|---:|---:|---|")
-    for family, fit_s, med, low, same in rows:
-        print(f"| {family} | {fit_s:.1f} | {med:.1f} | {low:.1f} | {same} |")
+        rows.append((family, fit_s, statistics.median(times), min(times),
+                     statistics.median(cold), same))
+        print(f"{family}: fit {fit_s:.1f} s, refits {[round(t, 2) for t in times]}, "
+              f"cold refits {[round(t, 2) for t in cold]}", flush=True)
+    print("\n| family | fit s (compile + adapt + sample) | median refit s (warm) | fastest refit s "
+          "| median refit s (adapted afresh) | refit on the first data reproduces the fit |"
+          "\n|---|---:|---:|---:|---:|---|")
+    for family, fit_s, med, low, cold_med, same in rows:
+        print(f"| {family} | {fit_s:.1f} | {med:.2f} | {low:.2f} | {cold_med:.2f} | {same} |")
 
 
 if __name__ == "__main__":

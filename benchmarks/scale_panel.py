@@ -5,9 +5,9 @@ The data (neutral names: firms ``fid`` in cities ``cid`` over years ``yr``; outc
 ``y``, a city-year treatment ``x``, firm controls ``z1`` (time-varying) and ``z2``
 (time-invariant)) have a persistent firm effect correlated with ``z1`` and city-year
 shocks. Each run is a subprocess timed whole with ``/usr/bin/time -v`` (CSV load,
-statistics, compilation with a warm PyTensor cache, sampling, writing); side by side,
-the same data with ``unit_effects = "none"`` and no city-year effects (the model before
-unit effects existed).
+statistics, compilation with warm PyTensor and numba caches, sampling, writing); side by
+side, the same data with ``unit_effects = "none"`` and no city-year effects (the model
+before unit effects existed).
 
 Run from the repository root::
 
@@ -88,7 +88,8 @@ def main() -> None:
                 spec.write_text(SPEC.format(unit_effects=unit_effects, cells=cells))
                 warm = [*vagg_command(), "estimate", str(spec), "--data", str(data), "--out",
                         str(folder / "warm"), "--draws", "50", "--tune", "50"]
-                run_timed(warm)  # fills PyTensor's compile cache, as any earlier run would
+                # fills PyTensor's and numba's compile caches, as any earlier run would
+                run_timed(warm)
                 runs = []
                 for r in range(args.repeats):
                     out = folder / f"out_{rows}_{unit_effects}_{r}"

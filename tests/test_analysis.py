@@ -37,6 +37,27 @@ def test_refit_on_the_same_data_and_seed_reproduces_the_fit(fitted):
 
 
 @pytest.mark.slow
+def test_refit_warm_starts_from_the_first_adaptation(fitted, monkeypatch):
+    """A refit skips the cold adaptation; warm=False runs it again and, on the first data
+    and seed, gives the first fit's draws too."""
+    from vagg_bayes.bayes.sample import ChainSampler
+
+    analysis, first, data = fitted
+    calls = []
+    original = ChainSampler.adapt
+    monkeypatch.setattr(ChainSampler, "adapt",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    permuted = data.assign(dig=np.random.default_rng(3).permutation(data["dig"].to_numpy()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        analysis.refit(permuted, seed=analysis.replicate_seeds(2)[1])
+    assert calls == []
+    cold = analysis.refit(data, warm=False)
+    assert len(calls) == len(analysis._models)  # one cold adaptation per sampled equation
+    np.testing.assert_array_equal(first.effect_draws["total"], cold.effect_draws["total"])
+
+
+@pytest.mark.slow
 def test_refit_freezes_encoding_and_priors_and_finds_no_effect_in_a_placebo(fitted):
     analysis, first, data = fitted
     permuted = data.assign(dig=np.random.default_rng(1).permutation(data["dig"].to_numpy()))
@@ -102,16 +123,45 @@ def test_intervention_raising_the_treatment_by_one_gives_the_total_effect(fitted
 
 
 @pytest.mark.slow
-def test_bernoulli_intervention_is_the_g_formula(firm_panel_factory):
+def test_bernoulli_intervention_is_the_g_formula_and_refits_reuse_the_model(
+        firm_panel_factory, monkeypatch):
+    from vagg_bayes.bayes import fit as fit_module
+
     data, _ = firm_panel_factory(seed=8, n_towns=20, n_plants=10, cell_sd=0.0)
     binary = data.assign(exp_res=(data["exp_res"] > data["exp_res"].median()).astype(int))
     spec = _spec(family="bernoulli", group_time_effects=None)
+    analysis = Analysis(spec, SamplerSettings(draws=300, tune=300, random_seed=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        result = Analysis(spec, SamplerSettings(draws=300, tune=300, random_seed=2)).fit(binary)
+        result = analysis.fit(binary)
     change = result.intervene(shift=1.0)
     np.testing.assert_allclose(change.overall["total"], result.effect_draws["total"],
                                rtol=1e-10)
+    # Refits with the same groups update the compiled logit model instead of rebuilding it
+    # (no new mediator model either: the Gaussian one is reused), and reproduce the fit.
+    builds = []
+    original = fit_module.build_logit_model
+    monkeypatch.setattr(fit_module, "build_logit_model",
+                        lambda *a, **k: builds.append(1) or original(*a, **k))
+    # each town's treatment series given to another town (the treatment stays a town-year
+    # measure, so the columns keep their roles)
+    series = binary.groupby(["town", "period"])["dig"].first()
+    towns = np.sort(binary["town"].unique())
+    swap = dict(zip(towns, np.random.default_rng(5).permutation(towns), strict=True))
+    permuted = binary.assign(dig=[series[(swap[t], p)] for t, p in
+                                  zip(binary["town"], binary["period"], strict=True)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        placebo = analysis.refit(permuted, seed=analysis.replicate_seeds(1)[0])
+        again = analysis.refit(binary)
+    assert builds == []
+    assert not np.array_equal(placebo.effect_draws["total"], result.effect_draws["total"])
+    np.testing.assert_array_equal(again.effect_draws["total"], result.effect_draws["total"])
+    # fewer groups: a new model (same priors)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        analysis.refit(binary[binary["town"] < 12])
+    assert builds == [1]
 
 
 @pytest.mark.slow

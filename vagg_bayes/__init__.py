@@ -23,6 +23,10 @@ def __getattr__(name: str):
     """Lazy public surface: importing vagg_bayes stays fast (PyMC loads on first use)."""
     lazy = {
         "simulate_panel": "vagg_bayes.data.simulate",
+        "simulate_raw": "vagg_bayes.data.raw",
+        "build_indices": "vagg_bayes.measures",
+        "firm_resilience": "vagg_bayes.measures",
+        "entropy_index": "vagg_bayes.measures",
         "load_panel": "vagg_bayes.data.panel",
         "read_table": "vagg_bayes.data.panel",
         "validate_panel": "vagg_bayes.data.panel",
@@ -32,6 +36,7 @@ def __getattr__(name: str):
         "EstimateResult": "vagg_bayes.report.result",
         "load_graph": "vagg_bayes.graph",
         "identify": "vagg_bayes.graph",
+        "compare_specs": "vagg_bayes.compare",  # compare(): vagg_bayes.compare.compare
     }
     if name in lazy:
         import importlib
@@ -44,12 +49,17 @@ __all__ = [
     "Analysis",
     "EstimateResult",
     "SamplerSettings",
+    "compare_specs",
     "estimate",
     "identify",
     "load_graph",
     "load_panel",
     "read_table",
     "simulate_panel",
+    "simulate_raw",
+    "build_indices",
+    "firm_resilience",
+    "entropy_index",
     "validate_panel",
     "DataError",
     "GraphError",

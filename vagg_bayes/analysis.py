@@ -13,6 +13,9 @@ what does not change:
   compared under one prior);
 - the compiled model and NUTS step of each Gaussian equation (its shared variables are
   updated; nothing is recompiled);
+- the NUTS adaptation of the first fit (mass matrix, step size, last point of each
+  chain): a refit tunes the step size briefly (``settings.warm_tune``) and draws, instead
+  of adapting from scratch (``refit(..., warm=False)`` adapts afresh);
 - seeds: ``refit(data, seed=s)`` with ``s`` an int or a
   :class:`numpy.random.SeedSequence` (use :meth:`Analysis.replicate_seeds` for many
   replicates: ``SeedSequence.spawn`` never collides). Equation ``k`` of a fit gets child
@@ -72,6 +75,10 @@ class Analysis:
         Draws, tune, chains, seed and sampler; default ``SamplerSettings()``.
     parameterization : {"auto", "centered", "noncentered"}, default "auto"
         Group effects of a Bernoulli outcome (Gaussian ones are integrated out).
+    prior_scale : float, default 1.0
+        Multiplies the scale of every default prior (coefficient SDs, group-effect SD
+        scales, the residual SD's prior mean) of every equation; 2 is a wider prior,
+        0.5 a narrower one (prior sensitivity). 1 leaves the defaults untouched.
 
     Examples
     --------
@@ -81,10 +88,13 @@ class Analysis:
     """
 
     def __init__(self, spec: Spec, settings: SamplerSettings | None = None, *,
-                 parameterization: str = "auto"):
+                 parameterization: str = "auto", prior_scale: float = 1.0):
+        if not prior_scale > 0:
+            raise ValueError(f"prior_scale must be positive; got {prior_scale!r}.")
         self.spec = spec
         self.settings = settings or SamplerSettings()
         self.parameterization = parameterization
+        self.prior_scale = float(prior_scale)
         self._models: dict[str, EquationModel] | None = None
         self._designs: dict | None = None
         self._joint: str | None = None
@@ -128,25 +138,40 @@ class Analysis:
         for message in self._graph_warnings:
             warnings.warn(message, IdentificationWarning, stacklevel=2)
         panel = validate_panel(data, self.spec, source=source)
-        designs, notes = equation_designs(panel, self.spec)
+        designs, notes = equation_designs(panel, self.spec, source=source)
         self._designs = designs
         self._joint = (joint_mediator(self.spec, designs, designs[OUTCOME])
                        if self.spec.mediators else None)
         jointly = {self._joint, OUTCOME} if self._joint else set()
-        self._models = {
-            name: EquationModel(design, "gaussian" if name != OUTCOME else self.spec.family,
-                                self.settings, parameterization=self.parameterization)
-            for name, design in designs.items() if name not in jointly
-        }
+        self._models = {}
+        for name, design in designs.items():
+            if name in jointly:
+                continue
+            family = "gaussian" if name != OUTCOME else self.spec.family
+            self._models[name] = EquationModel(
+                design, family, self.settings,
+                priors=self._scaled(default_priors(design, family)),
+                parameterization=self.parameterization)
         if self._joint:
             self._joint_priors = tuple(
-                dataclasses.replace(default_priors(designs[name], "gaussian"), joint=True)
+                dataclasses.replace(self._scaled(default_priors(designs[name], "gaussian")),
+                                    joint=True)
                 for name in (self._joint, OUTCOME))
         return self._run(panel, designs, notes, seed_sequence(self.settings.random_seed),
                          tables=tables)
 
+    def _scaled(self, priors):
+        """``priors`` with every scale multiplied by ``prior_scale`` (unchanged at 1)."""
+        s = self.prior_scale
+        if s == 1.0:
+            return priors
+        return dataclasses.replace(
+            priors, theta_sd=priors.theta_sd * s, tau_scale=priors.tau_scale * s,
+            sigma_rate=None if priors.sigma_rate is None else priors.sigma_rate / s)
+
     def refit(self, data: pd.DataFrame, *, seed=None, source: str = "data",
-              tables: bool = False) -> EstimateResult:
+              tables: bool = False, warm: bool = True, loglik: bool = False
+              ) -> EstimateResult:
         """Fit the same spec to changed data with the first fit's encoding and priors.
 
         Parameters
@@ -159,23 +184,31 @@ class Analysis:
             first fit's draws exactly).
         tables : bool, default False
             Also compute the mediation tables (slower; replicates rarely need them).
+        warm : bool, default True
+            Start the sampler from the first fit's adaptation (PyMC's NUTS); False
+            adapts afresh, as the first fit did (same draws on the first data and seed).
+        loglik : bool, default False
+            Also compute the pointwise log-likelihood (LOO of a refit, exact
+            leave-one-group-out); replicates rarely need it.
         """
         if not self.fitted:
             raise RuntimeError("refit() needs a fitted Analysis: call fit(data) first.")
         panel = validate_panel(data, self.spec, source=source)
         designs, notes = equation_designs(panel, self.spec, reference=self._designs)
         seed = seed_sequence(self.settings.random_seed if seed is None else seed)
-        return self._run(panel, designs, notes, seed, tables=tables)
+        return self._run(panel, designs, notes, seed, tables=tables, warm=warm, loglik=loglik)
 
     def _run(self, panel: pd.DataFrame, designs: dict, notes: dict,
-             seed: np.random.SeedSequence, *, tables: bool) -> EstimateResult:
+             seed: np.random.SeedSequence, *, tables: bool, warm: bool = True,
+             loglik: bool = True) -> EstimateResult:
         spec = self.spec
         start = time.perf_counter()
         fits = {}
         names = list(designs)
         for k, name in enumerate(names):
             if name in self._models:
-                fits[name] = self._models[name].fit(designs[name], seed=child_seed(seed, k))
+                fits[name] = self._models[name].fit(designs[name], seed=child_seed(seed, k),
+                                                    warm=warm, loglik=loglik)
         if self._joint is not None:
             state = int(child_seed(seed, len(names)).generate_state(1)[0] % (2**31))
             joint_settings = SamplerSettings(**{**self.settings.to_dict(),
@@ -197,6 +230,11 @@ class Analysis:
                 extra = {"mediators": notes}
         else:
             effects = {"total": total_effect(fits[OUTCOME])}
+        if spec.moderators:  # effects at every moderator level, and their contrasts
+            from vagg_bayes.effects.heterogeneity import moderator_effects
+
+            effects = {**effects, **moderator_effects(
+                fits[OUTCOME], {m: fits[m] for m in spec.mediators})}
         result = EstimateResult(
             spec=spec,
             settings=self.settings,

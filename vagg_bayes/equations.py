@@ -11,10 +11,15 @@ that would overstate its information. With a Gaussian outcome, ``varying_mediato
 ``varying_slope``, that mediator's equation and the outcome's are fitted jointly
 (:func:`joint_mediator`).
 
+With ``spec.moderators`` every equation also holds each moderator's indicators and their
+products with the treatment (a city-level mediator's equation only those of moderators
+constant within its cells), so the treatment's effect may differ by level.
+
 Every function takes an optional ``reference`` (the designs of the first fit), so a
 refit or a prediction encodes new rows exactly as the first fit did.
 
-May import: numpy, pandas, vagg_bayes.bayes.design, vagg_bayes.spec.
+May import: numpy, pandas, vagg_bayes.bayes.design, vagg_bayes.data.degenerate,
+vagg_bayes.spec.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ def cell_frame(panel: pd.DataFrame, spec: Spec) -> tuple[pd.DataFrame, list[str]
 
 
 def mediator_design(panel: pd.DataFrame, spec: Spec, mediator: str, *,
-                    reference: Design | None = None) -> tuple[Design, dict]:
+                    reference: Design | None = None, source: str = "data") -> tuple[Design, dict]:
     """The design of one mediator's equation and a plain-JSON note on it."""
     level = mediator_level(panel, spec, mediator)
     note = {"level": level}
@@ -67,15 +72,21 @@ def mediator_design(panel: pd.DataFrame, spec: Spec, mediator: str, *,
         frame, regressors = cell_frame(panel, spec)
         if spec.treatment in regressors:
             # one row per cell: no repeated units, and a cell effect would be the residual
+            keys = [spec.group, spec.time] if spec.time else [spec.group]
+            constant = panel.groupby(keys, sort=False)[list(spec.moderators)].nunique() \
+                if spec.moderators else None
+            moderators = [m for m in spec.moderators if bool(constant[m].le(1).all())]
             design = build_design(frame, spec, response=mediator, regressors=regressors,
-                                  unit_effects="none", group_time=False, reference=reference)
+                                  unit_effects="none", group_time=False, reference=reference,
+                                  source=source, moderators=moderators)
             dropped = [c for c in spec.controls if c not in regressors]
             note.update(rows=design.n, regressors=regressors, dropped_controls=dropped)
             return design, note
         note.update(level="row", note=f"{mediator} is constant within cells but the "
                     f"treatment is not; fitted on every row")
     design = build_design(panel, spec, response=mediator,
-                          regressors=[spec.treatment, *spec.controls], reference=reference)
+                          regressors=[spec.treatment, *spec.controls], reference=reference,
+                          source=source, moderators=list(spec.moderators))
     note.update(rows=design.n, regressors=[spec.treatment, *spec.controls],
                 dropped_controls=[])
     return design, note
@@ -99,7 +110,7 @@ def joint_mediator(spec: Spec, designs: dict, y_design: Design) -> str | None:
 
 
 def outcome_design(panel: pd.DataFrame, spec: Spec, response: str | None = None, *,
-                   reference: Design | None = None) -> Design:
+                   reference: Design | None = None, source: str = "data") -> Design:
     """The outcome equation's design: treatment, every mediator, the controls; the slope
     of ``spec.varying_mediator`` (else, with ``spec.varying_slope``, the treatment's)
     varying by group."""
@@ -107,14 +118,29 @@ def outcome_design(panel: pd.DataFrame, spec: Spec, response: str | None = None,
                         regressors=[spec.treatment, *spec.mediators, *spec.controls],
                         varying_column=spec.varying_mediator,
                         group_time=False if spec.family == "bernoulli" else None,
-                        reference=reference)
+                        reference=reference, source=source,
+                        moderators=list(spec.moderators))
 
 
 
 
 def equation_designs(panel: pd.DataFrame, spec: Spec, *,
-                     reference: dict[str, Design] | None = None) -> tuple[dict, dict]:
+                     reference: dict[str, Design] | None = None,
+                     source: str = "data") -> tuple[dict, dict]:
     """The design of every equation of ``spec`` on ``panel``, and notes on the mediators.
+
+    Without ``reference`` (a first fit) every design is checked for degenerate columns
+    before anything is compiled (:func:`vagg_bayes.data.degenerate.check_design`).
+
+    Parameters
+    ----------
+    panel : DataFrame
+        A validated panel.
+    spec : Spec
+    reference : dict of str -> Design, optional
+        The designs of the first fit (refits and predictions encode rows as it did).
+    source : str, default "data"
+        The data's name in messages (the file name).
 
     Returns
     -------
@@ -122,14 +148,30 @@ def equation_designs(panel: pd.DataFrame, spec: Spec, *,
         ``"outcome"`` first, then one entry per mediator in the spec's order.
     notes : dict of str -> dict
         Per mediator: its level (``row``, ``group``, ``group-time``), rows and regressors.
+
+    Raises
+    ------
+    DataError
+        If an equation's regressors are collinear, its group-level columns saturate the
+        groups, or a Gaussian response is an exact function of its regressors.
     """
     ref = reference or {}
     if not spec.mediators:
         design = build_design(panel, spec, reference=ref.get(OUTCOME),
-                              group_time=False if spec.family == "bernoulli" else None)
-        return {OUTCOME: design}, {}
-    designs = {OUTCOME: outcome_design(panel, spec, reference=ref.get(OUTCOME))}
-    notes = {}
-    for m in spec.mediators:
-        designs[m], notes[m] = mediator_design(panel, spec, m, reference=ref.get(m))
+                              group_time=False if spec.family == "bernoulli" else None,
+                              source=source, moderators=list(spec.moderators))
+        designs, notes = {OUTCOME: design}, {}
+    else:
+        designs = {OUTCOME: outcome_design(panel, spec, reference=ref.get(OUTCOME),
+                                           source=source)}
+        notes = {}
+        for m in spec.mediators:
+            designs[m], notes[m] = mediator_design(panel, spec, m, reference=ref.get(m),
+                                                   source=source)
+    if reference is None:
+        from vagg_bayes.data.degenerate import check_design
+
+        for name, design in designs.items():
+            check_design(design, spec, spec.outcome if name == OUTCOME else name,
+                         source=source, family=spec.family if name == OUTCOME else "gaussian")
     return designs, notes

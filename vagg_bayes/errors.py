@@ -8,6 +8,9 @@ Exception tree::
     ├── GraphError(ValueError)          the DAG is malformed or contradicts the spec
     └── MissingExtraError(ImportError)  an optional dependency is not installed
 
+    DataWarning(UserWarning)            the data can be fitted, but part of it is weak or
+                                        degenerate (say, groups of a single row)
+
 Every message says what is wrong, what was received and how to fix it. The command
 line turns any ``VaggBayesError`` into a one-paragraph message and exit status 2.
 """
@@ -39,3 +42,12 @@ class MissingExtraError(VaggBayesError, ImportError):
             f"{purpose} needs the optional package '{package}', which is not installed. "
             f"Install it with: pip install 'vagg-bayes[{extra}]'"
         )
+
+
+class DataWarning(UserWarning):
+    """The data can be fitted, but something about them weakens or distorts an estimate.
+
+    Raised before sampling, e.g. for groups with a single row beside a group-varying
+    slope, or a control nearly collinear with the treatment; the message says what is
+    weak and what to do. The command line prints it as ``vagg-bayes: warning (data)``.
+    """

@@ -12,6 +12,8 @@ The file format is a contract (DESIGN.md section 4.1)::
     treatment  = "va"
     controls   = ["size_ln", "ownership"]
     mediators  = ["m_cost", "m_speed"]      # optional
+    negative_control = "placebo_outcome"   # optional: an outcome the treatment cannot affect
+    moderators = ["ownership"]             # optional: categorical columns; effects by level
 
     [model]
     family        = "gaussian"   # "gaussian" | "bernoulli"
@@ -38,7 +40,8 @@ UNIT_EFFECTS = ("within", "fixed", "random", "none")
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "data": {"unit": str, "group": str, "time": str},
-    "variables": {"outcome": str, "treatment": str, "controls": list, "mediators": list},
+    "variables": {"outcome": str, "treatment": str, "controls": list, "mediators": list,
+                  "negative_control": str, "moderators": list},
     "model": {"family": str, "varying_slope": bool, "varying_mediator": str,
               "unit_effects": str, "group_time_effects": bool, "graph": str},
 }
@@ -89,6 +92,17 @@ class Spec:
         group-time level (constant within cells, varying over time), off otherwise.
     graph : pathlib.Path or None, default None
         DOT file of the causal graph, resolved relative to the spec file.
+    negative_control : str or None, default None
+        A negative-control outcome: a column the treatment cannot affect but that shares
+        the outcome's confounders. Not used by the estimate; the refutation test
+        ``negative_control_outcome`` fits the spec to it in place of the outcome (its
+        effects must cover zero).
+    moderators : tuple of str, default ()
+        Categorical columns whose levels may change the treatment's effect: every
+        equation gets the moderator's indicators and their products with the treatment
+        (``<treatment>:<moderator>[<level>]``), and ``effects.csv`` gains the effect at
+        each level and each level's contrast with the reference (first sorted) level.
+        A moderator may also be a control; it may not play another role.
     source : pathlib.Path or None, default None
         The file the spec was read from (used in messages only).
     """
@@ -106,10 +120,13 @@ class Spec:
     unit_effects: str = "within"
     group_time_effects: bool | None = None
     graph: Path | None = None
+    negative_control: str | None = None
+    moderators: tuple[str, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         where = f" in {self.source}" if self.source else ""
+        _check_names(self, where)
         if self.family not in FAMILIES:
             raise SpecError(
                 f"[model].family{where} must be one of {', '.join(FAMILIES)}; "
@@ -166,6 +183,8 @@ class Spec:
             ("unit", [self.unit] if self.unit else []),
             ("group", [self.group] if self.group else []),
             ("time", [self.time] if self.time else []),
+            ("negative_control", [self.negative_control] if self.negative_control else []),
+            ("moderators", list(self.moderators)),
         ):
             for col in cols:
                 roles.setdefault(col, []).append(role)
@@ -178,7 +197,22 @@ class Spec:
                     "can open collider bias), so the total and direct effects would be wrong. "
                     f"Remove '{col}' from [variables].controls."
                 )
-            if len(rs) > 1 and not set(rs) <= {"unit", "group"}:
+            if "moderators" in rs and not set(rs) <= {"moderators", "controls"}:
+                others = [r for r in rs if r not in ("moderators", "controls")]
+                raise SpecError(
+                    f"Column '{col}'{where} is listed in [variables].moderators and as "
+                    f"{', '.join(others)}. A moderator is a categorical column whose levels "
+                    "may change the treatment's effect (it may also be a control); it cannot "
+                    "be the outcome, the treatment, a mediator or the unit, group or time "
+                    f"column. Remove '{col}' from [variables].moderators."
+                )
+            if rs.count("moderators") > 1:
+                raise SpecError(
+                    f"Column '{col}'{where} is listed more than once in "
+                    "[variables].moderators; list each moderator once."
+                )
+            if len(rs) > 1 and not (set(rs) <= {"unit", "group"}
+                                    or set(rs) == {"moderators", "controls"}):
                 raise SpecError(
                     f"Column '{col}'{where} is named in more than one role ({', '.join(rs)}); "
                     "each column may play one role only. Remove it from all but one."
@@ -187,7 +221,8 @@ class Spec:
     @property
     def columns(self) -> list[str]:
         """Every data column the spec names, in a stable order, without repeats."""
-        cols = [self.outcome, self.treatment, *self.controls, *self.mediators]
+        cols = [self.outcome, self.treatment, *self.controls, *self.mediators,
+                *self.moderators]
         cols += [c for c in (self.unit, self.group, self.time) if c]
         return list(dict.fromkeys(cols))
 
@@ -201,9 +236,30 @@ class Spec:
         d = asdict(self)
         d["controls"] = list(self.controls)
         d["mediators"] = list(self.mediators)
+        d["moderators"] = list(self.moderators)
         d["graph"] = str(self.graph) if self.graph else None
         d["source"] = str(self.source) if self.source else None
         return d
+
+
+def _check_names(spec: Spec, where: str) -> None:
+    """Check that every column name of the spec is a non-empty string.
+
+    An empty name matches no CSV header and would silently switch a role off.
+    """
+    named = [("[variables].outcome", spec.outcome), ("[variables].treatment", spec.treatment),
+             *(("[variables].controls", c) for c in spec.controls),
+             *(("[variables].mediators", c) for c in spec.mediators),
+             ("[data].unit", spec.unit), ("[data].group", spec.group),
+             ("[data].time", spec.time)]
+    for k, (key, name) in enumerate(named):
+        if name is None and k >= 2:  # optional roles may be absent
+            continue
+        if not isinstance(name, str) or not name.strip():
+            raise SpecError(
+                f"{key}{where} is {name!r}, not a column name. Write the column's name "
+                "(e.g. \"city_id\"), or remove the key if the role is not used."
+            )
 
 
 def parse_spec(doc: dict[str, Any], *, source: Path | None = None) -> Spec:

@@ -80,3 +80,61 @@ def test_arrays_of_different_shapes_and_constants():
     assert d.worst["ess_bulk"] == "short" and "const" not in d.worst.values()
     empty = check_draws({"const": np.zeros((2, 10))}, 0)
     assert empty.passed and np.isnan(empty.max_r_hat) and empty.worst["r_hat"] == ""
+
+
+# --------------------------------------------------------------------------- numeric faults
+
+
+def test_non_finite_draws_are_named_and_kept_out_of_r_hat():
+    rng = np.random.default_rng(2)
+    bad = rng.normal(size=(2, 1000))
+    bad[0, 10] = np.nan
+    bad[1, 20] = np.inf
+    d = check_draws({"a": rng.normal(size=(2, 1000)), "beta[x]": bad}, 0)
+    assert not d.passed
+    text = " ".join(d.problems)
+    assert "2 of 2000 draws of beta[x] are NaN or infinite" in text and "rescale" in text
+    assert np.isfinite(d.max_r_hat)  # the broken array does not turn r_hat into NaN
+    assert "r_hat of" not in text
+
+
+def test_single_chain_says_r_hat_needs_chains():
+    rng = np.random.default_rng(3)
+    d = check_draws({"a": rng.normal(size=(1, 1000))}, 0)
+    assert any("single chain" in p and "--chains" in p for p in d.problems)
+
+
+def test_sd_piling_at_zero_is_a_note_not_a_failure():
+    from vagg_bayes.bayes.diagnostics import boundary_notes
+
+    rng = np.random.default_rng(4)
+    near_zero = np.abs(rng.normal(0, 0.02, size=(2, 1000)))  # half-normal: mode at 0
+    away = rng.normal(1.0, 0.1, size=(2, 1000))
+    wide = rng.lognormal(0.0, 0.5, size=(2, 1000))
+    notes = boundary_notes({"sd(city)": near_zero, "sd(city:va)": away, "sd(firm)": wide,
+                            "beta[va]": near_zero})
+    assert len(notes) == 1
+    assert notes[0].startswith("The posterior of sd(city) piles up at its lower bound 0")
+    assert "upper bound" in notes[0] and "varying_slope" in notes[0]
+
+
+def test_correlation_piling_at_one_is_noted():
+    from vagg_bayes.bayes.diagnostics import boundary_notes
+
+    rng = np.random.default_rng(5)
+    corr = 1 - np.abs(rng.normal(0, 0.02, size=(2, 1000)))
+    notes = boundary_notes({"corr(city)": corr, "corr(other)": rng.uniform(-0.5, 0.5, (2, 500))})
+    assert len(notes) == 1 and "corr(city) piles up at +1" in notes[0]
+
+
+def test_notes_do_not_fail_and_are_combined():
+    from dataclasses import replace
+
+    from vagg_bayes.bayes.diagnostics import combine_diagnostics
+
+    rng = np.random.default_rng(6)
+    d = check_draws({"a": rng.normal(size=(2, 1000))}, 0)
+    noted = replace(d, notes=("something to know",))
+    combined = combine_diagnostics([d, noted])
+    assert combined.passed and combined.notes == ("something to know",)
+    assert combined.to_dict()["notes"] == ["something to know"]

@@ -1,5 +1,7 @@
 """The nested collapse (unit, group-time and group effects integrated out) is exact."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +10,9 @@ from scipy import stats
 from vagg_bayes.bayes.design import build_design
 from vagg_bayes.bayes.nested import (
     NestedDraws,
+    _draw_terms_kernel,
+    _group_terms_kernel,
+    _numba_jit,
     _pytensor_arrays,
     _unconstrained_logp,
     group_effects_and_loglik,
@@ -171,3 +176,169 @@ def test_group_effect_draws_have_the_exact_conditional_mean(unbalanced):
     got = np.concatenate([cells[:, j].mean(axis=0), groups[:, j].mean(axis=0)])
     sd = np.sqrt(np.diag(G - G @ W.T @ np.linalg.solve(V, W @ G)))
     np.testing.assert_allclose(got, blup, atol=5 * sd.max() / np.sqrt(D) + 1e-12)
+
+
+# --------------------------------------------------------------------------- the group kernel
+
+
+def _lower_inverse(chol):
+    """Batched inverse of lower-triangular matrices (the former NumPy path)."""
+    m = chol.shape[-1]
+    out = np.zeros_like(chol)
+    diag = 1.0 / np.diagonal(chol, axis1=-2, axis2=-1)
+    for i in range(m):
+        out[..., i, i] = diag[..., i]
+        if i:
+            out[..., i, :i] = -(chol[..., i, None, :i] @ out[..., :i, :i])[..., 0, :] \
+                * diag[..., i, None]
+    return out
+
+
+def _reference_terms(WY, WW, P, N, e, kc, s2, L):
+    """Batched NumPy path (groups first): both sums and their gradients in (e, kc, s2, L).
+
+    ``sum log det M_j`` and ``sum g_j'M_j^-1 g_j`` as the graph before the kernel computed
+    them (Cholesky factors, their inverses, ``M^-1 = C^-T C^-1``).
+    """
+    m = L.shape[0]
+    H = WY - np.einsum("c,jcak->jak", kc, P)
+    h = H @ e / s2
+    K = (WW - np.einsum("c,jcab->jab", kc, N)) / s2
+    M = np.eye(m) + np.einsum("ra,jrs,sb->jab", L, K, L)
+    g = h @ L
+    try:
+        chol = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return np.inf, 0.0, None, None
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum()
+    cinv = _lower_inverse(chol)
+    inv = np.swapaxes(cinv, -1, -2) @ cinv
+    b = (inv @ g[..., None])[..., 0]
+    quad = np.einsum("ja,ja->", g, b)
+
+    def grads(dM, dg):  # chain rule from (dM, dg) per group to (e, kc, s2, L)
+        dK = np.einsum("ra,jab,sb->jrs", L, dM, L)
+        dh = dg @ L.T
+        dL = 2.0 * np.einsum("jrs,sa,jab->rb", K, L, dM) + np.einsum("jr,jb->rb", h, dg)
+        Pe = np.einsum("jcak,k->jca", P, e)
+        d_kc = -(np.einsum("jcab,jab->c", N, dK) + np.einsum("jca,ja->c", Pe, dh)) / s2
+        d_e = np.einsum("jak,ja->k", H, dh) / s2
+        d_s2 = -(np.sum(K * dK) + np.sum(h * dh)) / s2
+        return d_e, d_kc, d_s2, dL
+
+    return (logdet, quad, grads(inv, np.zeros_like(g)),
+            grads(-b[:, :, None] * b[:, None, :], 2.0 * b))
+
+
+def _kernel_case(rng, J=7, T=3, q=2, k=4, C=2):
+    """Random statistics (positive semi-definite ``K``) and ``L`` = diag(sd_cell I_T, chol S).
+
+    ``L`` also as the model passes it: its nonzero entries' rows and columns.
+    """
+    m = T + q
+    A = rng.normal(size=(J, m, 6))
+    WW = A @ np.swapaxes(A, -1, -2) + 0.5 * np.eye(m)
+    N = np.repeat(0.05 * A[:, None, :, :2] @ np.swapaxes(A[:, None, :, :2], -1, -2), C, axis=1)
+    WY = rng.normal(size=(J, m, k))
+    P = 0.1 * rng.normal(size=(J, C, m, k))
+    e = np.concatenate([[1.0], rng.normal(size=k - 1)])
+    kc = rng.uniform(0.05, 0.3, C)
+    L = np.zeros((m, m))
+    L[np.arange(T), np.arange(T)] = 0.7
+    if q:
+        L[T:, T:] = np.linalg.cholesky(np.array([[0.8, 0.3], [0.3, 0.5]])[:q, :q])
+    rows, cols = np.nonzero(L)
+    return WY, WW, P, N, e, kc, 0.6, L, rows.astype(np.int64), cols.astype(np.int64)
+
+
+def _kernel(WY, WW, P, N, e, kc, s2, L, rows, cols):
+    def last(x):
+        return np.ascontiguousarray(np.moveaxis(x, 0, -1))
+
+    return _group_terms_kernel()(last(WY), last(WW), last(P), last(N), e, kc, s2,
+                                 L[rows, cols], rows, cols)
+
+
+@pytest.mark.parametrize("shape", [dict(), dict(C=0), dict(q=1, C=1, J=70), dict(T=0, q=1)])
+def test_group_kernel_equals_the_numpy_path(shape):
+    """Values and gradients of the numba kernel = the batched NumPy path to 1e-10.
+
+    And the gradients = finite differences of that path.
+    """
+    case = _kernel_case(np.random.default_rng(11), **shape)
+    WY, WW, P, N, e, kc, s2, L, rows, cols = case
+    logdet, quad, g_ld, g_q = _kernel(*case)
+    ref_ld, ref_q, ref_g_ld, ref_g_q = _reference_terms(*case[:8])
+    assert logdet == pytest.approx(ref_ld, rel=1e-10, abs=1e-10)
+    assert quad == pytest.approx(ref_q, rel=1e-10, abs=1e-10)
+    k, C = len(e), len(kc)
+    for got, ref in ((g_ld, ref_g_ld), (g_q, ref_g_q)):
+        d_e, d_kc, d_s2, dL = ref
+        want = np.concatenate([d_e, d_kc, [d_s2], dL[rows, cols]])
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    # the formulas themselves: central differences of the NumPy path
+    h = 1e-6
+    theta = np.concatenate([e, kc, [s2], L[rows, cols]])
+
+    def unpack(x):
+        L_x = np.zeros_like(L)
+        L_x[rows, cols] = x[k + C + 1:]
+        return (WY, WW, P, N, x[:k], x[k:k + C], x[k + C], L_x)
+
+    for out, got in ((0, g_ld), (1, g_q)):
+        fd = [(_reference_terms(*unpack(theta + h * u))[out]
+               - _reference_terms(*unpack(theta - h * u))[out]) / (2 * h)
+              for u in np.eye(len(theta))]
+        np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-6)
+
+
+def test_group_kernel_not_positive_definite_gives_infinite_logdet():
+    """As before the kernel: an infinite log-determinant, zero quadratic form, no gradient."""
+    case = list(_kernel_case(np.random.default_rng(12)))
+    case[6] = -0.6  # a negative variance: M = I + L'KL indefinite
+    assert _reference_terms(*case[:8])[0] == np.inf
+    logdet, quad, g_ld, g_q = _kernel(*case)
+    assert logdet == np.inf and quad == 0.0
+    assert not g_ld.any() and not g_q.any()
+
+
+def test_numba_kernels_compile_without_a_writable_cache(monkeypatch):
+    """A read-only install (numba finds no cache folder): compiled per process, silently."""
+    from numba.core import caching
+
+    def add_one(x):
+        return x + 1.0
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _numba_jit(add_one)(1.0) == 2.0
+
+
+def test_draw_kernel_equals_the_numpy_path():
+    """Per draw and group: log det M, g'M^-1 g and z = M^-1 g + C^-T eps to 1e-10.
+
+    As NumPy's batched Cholesky factor and solves (the path before the kernel) give them.
+    """
+    rng = np.random.default_rng(13)
+    WY, WW, P, N, e, kc, s2, L, rows, cols = _kernel_case(rng, J=6, C=2)
+    D, m = 4, L.shape[0]
+    kc_d = kc * rng.uniform(0.5, 1.5, (D, 1))
+    s2_d = s2 * rng.uniform(0.5, 1.5, D)
+    L_d = L * rng.uniform(0.5, 1.5, (D, 1, 1))
+    g = rng.normal(size=(D, 6, m))
+    eps = rng.normal(size=(D, 6, m))
+    ok, logdet, quad, z = _draw_terms_kernel()(WW, N, kc_d, s2_d, L_d[:, rows, cols].copy(),
+                                               rows, cols, g, eps)
+    assert ok
+    K = (WW - np.einsum("dc,jcab->djab", kc_d, N)) / s2_d[:, None, None, None]
+    M = np.eye(m) + np.swapaxes(L_d, -1, -2)[:, None] @ K @ L_d[:, None]
+    chol = np.linalg.cholesky(M)
+    mean = np.linalg.solve(M, g[..., None])[..., 0]
+    np.testing.assert_allclose(logdet, 2 * np.log(np.diagonal(chol, 0, -2, -1)).sum(-1),
+                               rtol=1e-10)
+    np.testing.assert_allclose(quad, np.einsum("dja,dja->dj", g, mean), rtol=1e-10)
+    want = mean + np.linalg.solve(np.swapaxes(chol, -1, -2), eps[..., None])[..., 0]
+    np.testing.assert_allclose(z, want, rtol=1e-10, atol=1e-12)
+    assert not _draw_terms_kernel()(WW, N, kc_d, -s2_d, L_d[:, rows, cols].copy(), rows, cols,
+                                    g, eps)[0]

@@ -237,6 +237,10 @@ def test_varying_mediator_path_recovers_the_average_of_group_products():
     # (simulated: 0.9)
     corr = coefs.loc["corr_paths(place:channel)"]
     assert corr.hdi_low <= 0.9 <= corr.hdi_high and corr["mean"] > 0.5
+    # the joint prior is split between the two fits (for power-scaling sensitivity)
+    priors = [np.asarray(f.idata.log_prior["prior"]) for f in result.fits.values()]
+    assert all(p.shape == result.effect_draws["total"].shape for p in priors)
+    assert np.all(np.isfinite(priors[0] + priors[1])) and np.ptp(priors[1]) > 0
     note = result.meta["mediators"]["channel"]
     assert "jointly" in note["varying_path"] and 0.5 < note["path_corr"]["mean"] < 1
     priors = result.summary("priors").set_index(["equation", "parameter"])["prior"]

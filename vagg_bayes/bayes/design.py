@@ -6,7 +6,8 @@ columns are standardised internally (``z = (x - mean) / sd``) for good sampler
 geometry; :attr:`Design.transform` maps standardised coefficients back to the data
 scale (``beta = transform @ theta``).
 
-May import: numpy, pandas, vagg_bayes.spec, vagg_bayes.errors.
+May import: numpy, pandas, vagg_bayes.spec, vagg_bayes.errors,
+vagg_bayes.data.degenerate.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from vagg_bayes.data.degenerate import collinearity_message, dependent_column
 from vagg_bayes.errors import DataError
 from vagg_bayes.spec import Spec
 
@@ -64,6 +66,18 @@ class Design:
         the between-unit slope.
     absorbed : tuple of str
         Regressors dropped because the unit effects absorb them (``"fixed"``).
+    moderation : tuple of (str, tuple of str)
+        ``(moderator column, its levels)`` for every moderator of this equation; the
+        first (sorted) level is the reference.
+    modifiers : ndarray (n, L) or None
+        Indicators of the non-reference levels of every moderator, row by row (the
+        columns named by ``modifier_terms``); None without moderators.
+    modifier_terms : tuple of str
+        ``<moderator>[<level>]`` for the ``L`` columns of ``modifiers``.
+    interactions : tuple of int
+        Column of ``X`` of ``<treatment>:<moderator>[<level>]`` (the treatment times the
+        indicator) for each column of ``modifiers``: row ``i``'s treatment slope is the
+        treatment's coefficient plus ``modifiers[i] @ beta[interactions]``.
     """
 
     y: np.ndarray
@@ -83,6 +97,10 @@ class Design:
     time_labels: np.ndarray | None = None
     mundlak: tuple[tuple[int, int], ...] = ()
     absorbed: tuple[str, ...] = ()
+    moderation: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    modifiers: np.ndarray | None = None
+    modifier_terms: tuple[str, ...] = ()
+    interactions: tuple[int, ...] = ()
 
     @property
     def n(self) -> int:
@@ -145,6 +163,8 @@ def build_design(
     unit_effects: str | None = None,
     group_time: bool | None = None,
     reference: Design | None = None,
+    source: str = "data",
+    moderators: list[str] | None = None,
 ) -> Design:
     """Build the design of one equation.
 
@@ -180,14 +200,44 @@ def build_design(
         group-time effects are kept, so the coefficients mean the same. A category level
         the reference lacks is a :class:`DataError`; a level the new rows lack gives a
         column of zeros.
+    source : str, default "data"
+        The data's name in messages (the file name).
+    moderators : list of str, optional
+        Categorical columns that moderate the treatment's effect: each one's indicators
+        join the regressors (when they are not among them) and their products with the
+        treatment, ``<treatment>:<moderator>[<level>]``, follow the regressors
+        (:attr:`Design.interactions`). With ``reference`` the reference's moderators
+        and levels are used instead.
 
     Returns
     -------
     Design
+
+    Raises
+    ------
+    DataError
+        If a regressor is constant, or one is a linear combination of the others (the
+        message names it and the columns it is built from:
+        :func:`vagg_bayes.data.degenerate.collinearity_message`).
     """
     response = response or spec.outcome
     regressors = list(regressors) if regressors is not None else [spec.treatment, *spec.controls]
     varying_slope = spec.varying_slope if varying_slope is None else varying_slope
+    if reference is not None:
+        moderation = reference.moderation
+        for col, levels in moderation:
+            new = sorted(set(df[col].astype(str).to_numpy()) - set(levels))
+            if new:
+                raise DataError(
+                    f"Moderator '{col}' has level(s) {', '.join(new)} that the first fit did "
+                    f"not see (its levels: {', '.join(levels)}), so the effect there is not "
+                    "estimated. Drop those rows or refit on data that contain the levels.")
+    else:
+        moderation = tuple((m, tuple(sorted(set(df[m].astype(str).to_numpy()))))
+                           for m in (moderators or ()))
+    if spec.treatment not in regressors:
+        moderation = ()
+    regressors += [m for m, _ in moderation if m not in regressors]
     n = len(df)
     cols: list[np.ndarray] = [np.ones(n)]
     terms: list[str] = [INTERCEPT]
@@ -200,6 +250,9 @@ def build_design(
         else:
             cols.append(s.to_numpy(dtype=float))
             terms.append(name)
+    modifiers, modifier_terms, products = _moderator_columns(df, spec.treatment, moderation)
+    cols.extend(modifiers.T * df[spec.treatment].to_numpy(dtype=float) if products else [])
+    terms.extend(products)
     if spec.time:
         block, names = _indicators(df[spec.time], spec.time)
         cols.extend(block.T)
@@ -217,8 +270,11 @@ def build_design(
         if reference is None:
             cols, terms, mundlak, absorbed = _unit_columns(cols, terms, unit_codes, unit_mode)
     if reference is not None:
-        return _aligned_design(df, spec, response, reference, dict(zip(terms, cols)),
-                               unit_codes, group_time)
+        design = _aligned_design(df, spec, response, reference, dict(zip(terms, cols, strict=True)),
+                                 unit_codes, group_time)
+        if not moderation:
+            return design
+        return _with_moderation(design, moderation, modifiers, modifier_terms, products)
     X = np.column_stack(cols)
     mean = X.mean(axis=0)
     sd = X.std(axis=0)
@@ -229,14 +285,13 @@ def build_design(
             f"Column(s) {', '.join(constant)} are constant in the rows used; a constant "
             "regressor is not identified beside the intercept. Remove it from the spec."
         )
-    rank = np.linalg.matrix_rank((X - mean) / sd)
-    if rank < X.shape[1]:
-        raise DataError(
-            f"The regressors {', '.join(terms[1:])} are collinear (rank {rank} of {X.shape[1]}): "
-            "one is a linear combination of others (e.g. a city-level control beside "
-            "indicators that determine it). Remove the redundant column from the spec."
-        )
     Z = (X - mean) / sd
+    if dependent_column(X, Z=Z) is not None:
+        group_codes = (pd.factorize(df[spec.group], sort=True)[0].astype(np.int64)
+                       if spec.group else None)
+        raise DataError(collinearity_message(X, terms, group_codes=group_codes,
+                                             group=spec.group, equation=response,
+                                             source=source, Z=Z))
     # X @ T = Z  with  T = diag(1/sd) and T[0, k] = -mean_k / sd_k.
     T = np.diag(1.0 / sd)
     T[0, 1:] = -mean[1:] / sd[1:]
@@ -269,7 +324,7 @@ def build_design(
         tc, time_labels = pd.factorize(df[spec.time], sort=True)
         time_codes, time_labels = tc.astype(np.int64), np.asarray(time_labels)
     y = df[response].to_numpy(dtype=float)
-    return Design(
+    design = Design(
         y=y,
         X=X,
         Z=Z,
@@ -288,6 +343,40 @@ def build_design(
         mundlak=tuple(mundlak),
         absorbed=tuple(absorbed),
     )
+    if not moderation:
+        return design
+    return _with_moderation(design, moderation, modifiers, modifier_terms, products)
+
+
+def _moderator_columns(df: pd.DataFrame, treatment: str, moderation) -> tuple:
+    """Build the moderators' indicator columns.
+
+    Returns the indicators of the non-reference levels of every moderator (n, L), their
+    names (``<moderator>[<level>]``) and the names of their products with the treatment.
+    """
+    blocks, names = [], []
+    for col, levels in moderation:
+        values = df[col].astype(str).to_numpy()
+        for lev in levels[1:]:
+            blocks.append((values == lev).astype(float))
+            names.append(f"{col}[{lev}]")
+    block = np.column_stack(blocks) if blocks else np.empty((len(df), 0))
+    return block, tuple(names), [f"{treatment}:{name}" for name in names]
+
+
+def _with_moderation(design: Design, moderation, modifiers, modifier_terms,
+                     products) -> Design:
+    """Record the moderators in ``design``.
+
+    Interaction columns that unit effects absorbed are left out.
+    """
+    import dataclasses
+
+    keep = [k for k, name in enumerate(products) if name in design.terms]
+    return dataclasses.replace(
+        design, moderation=tuple(moderation), modifiers=modifiers[:, keep],
+        modifier_terms=tuple(modifier_terms[k] for k in keep),
+        interactions=tuple(design.terms.index(products[k]) for k in keep))
 
 
 def _aligned_design(df, spec, response, reference: Design, columns: dict, unit_codes,

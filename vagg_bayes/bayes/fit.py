@@ -31,7 +31,15 @@ from vagg_bayes.bayes.nested import (
 )
 from vagg_bayes.bayes.nested import group_effects_and_loglik as nested_effects_and_loglik
 from vagg_bayes.bayes.priors import Priors, default_priors, log_prior_density
-from vagg_bayes.bayes.sample import ChainSampler, SamplerSettings, run_sampler, seed_sequence
+from vagg_bayes.bayes.sample import (
+    ChainSampler,
+    SamplerSettings,
+    child_seed,
+    run_sampler,
+    seed_sequence,
+)
+
+__all__ = ["EquationFit", "EquationModel", "child_seed", "fit_equation", "fit_joint_pair"]
 
 _LOGLIK_ROW_LIMIT = 20_000_000  # rows x draws above which row-wise log-likelihood is skipped
 
@@ -142,12 +150,6 @@ def _bernoulli_group_loglik(design: Design, beta, sd, corr) -> np.ndarray:
     return bernoulli_group_loglik(design, beta, sd, corr, nodes=7, laplace=laplace)
 
 
-def child_seed(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
-    """The ``k``-th child of ``seed``, the same however often it is asked for (unlike
-    :meth:`~numpy.random.SeedSequence.spawn`, which counts its calls)."""
-    return np.random.SeedSequence(entropy=seed.entropy, spawn_key=(*seed.spawn_key, k))
-
-
 class EquationModel:
     """One equation's model, compiled once and sampled for the data it is given.
 
@@ -167,9 +169,13 @@ class EquationModel:
     -----
     Gaussian models keep every data array in shared variables: :meth:`fit` on new data
     recomputes the sufficient statistics and the whitening and samples again with the
-    compiled model and NUTS step (no compilation). A Bernoulli model is rebuilt for new
-    data, with the frozen priors. With ``settings.sampler`` other than "nuts" each fit
-    goes through ``pymc.sample`` (nutpie and NumPyro compile the model themselves).
+    compiled model and NUTS step (no compilation). So do Bernoulli models for data with
+    the same groups (a permuted treatment, an added placebo column's refit is a new
+    spec); other Bernoulli data (a subset or resample of groups) rebuild the model, with
+    the frozen priors. The first fit's NUTS adaptation (mass matrix, step
+    size, last point of each chain) is kept too: later fits start from it
+    (:class:`~vagg_bayes.bayes.sample.ChainSampler`), unless ``warm=False``. With
+    ``settings.sampler`` other than "nuts" each fit goes through ``pymc.sample`` (nutpie and NumPyro compile the model themselves).
     """
 
     def __init__(self, design: Design, family: str, settings: SamplerSettings, *,
@@ -185,14 +191,23 @@ class EquationModel:
         self._sampler = None
         self._stats = None
         self._data_design = None
+        self._adaptation = None
 
     def _prepare(self, design: Design) -> None:
         """Compile for the first data; afterwards point the model at ``design``."""
         if design is self._data_design:
             return
-        reusable = self.family == "gaussian" and self._model is not None
+        reusable = self._model is not None and hasattr(self._model, "update_data")
         if reusable:
-            self._stats = self._model.update_data(design)
+            try:  # the same structure: new shared values, the same compiled code
+                stats = self._model.update_data(design)
+            except ValueError:
+                reusable = False
+            else:
+                if self.family == "gaussian":
+                    self._stats = stats
+        if reusable:
+            pass
         elif self.family == "gaussian" and design.nested:
             self._stats = nested_statistics(design)
             self._model = build_nested_model(design, self.priors, self._stats)
@@ -211,17 +226,25 @@ class EquationModel:
                                          target_accept=self.settings.target_accept)
         self._data_design = design
 
-    def fit(self, design: Design | None = None, *, seed=None) -> EquationFit:
+    def fit(self, design: Design | None = None, *, seed=None, warm: bool = True,
+            loglik: bool = True) -> EquationFit:
         """Sample the posterior for ``design`` (default: the first design).
 
         ``seed`` (int or SeedSequence; default ``settings.random_seed``): its child 0
         seeds the chains, child 1 the exact draws of the integrated-out effects.
+        ``warm`` (PyMC's NUTS): start from the first fit's adaptation when there is one
+        (a fit's own draws come from the same warm stage, so a refit on the first data
+        with the first seed reproduces them); ``False`` adapts afresh. ``loglik=False``
+        skips the pointwise log-likelihood (replicates that need only the effects).
         """
         design = self.design if design is None else design
         self._prepare(design)
         seed = seed_sequence(self.settings.random_seed if seed is None else seed)
         if self._sampler is not None:
-            idata, wall = self._sampler.run(self.settings, child_seed(seed, 0))
+            idata, wall, adaptation = self._sampler.run(
+                self.settings, child_seed(seed, 0), self._adaptation if warm else None)
+            if self._adaptation is None:
+                self._adaptation = adaptation
         else:
             idata, wall = run_sampler(self._model, self.settings)
         rng = np.random.default_rng(child_seed(seed, 1))
@@ -248,7 +271,7 @@ class EquationModel:
             beta, sd, corr_data, u = _to_data_scale(design, theta, tau, corr, u_std)
         log_prior = log_prior_density(self.priors, idata.posterior)
         return _assemble(design, self.family, self.priors, beta, sigma, sd, corr_data, u, ll,
-                         idata, wall, extra=extra, log_prior=log_prior)
+                         idata, wall, extra=extra, log_prior=log_prior, loglik=loglik)
 
 
 def fit_equation(
@@ -324,7 +347,8 @@ def _nested_draws(design: Design, stats, idata, rng: np.random.Generator):
 
 
 def _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, wall, *,
-              extra: dict | None = None, log_prior: np.ndarray | None = None) -> EquationFit:
+              extra: dict | None = None, log_prior: np.ndarray | None = None,
+              loglik: bool = True) -> EquationFit:
     """Data-scale draws -> an :class:`EquationFit` with its InferenceData and diagnostics.
 
     The pointwise log-likelihood has one meaning for every family and spec (MATH.md
@@ -334,7 +358,8 @@ def _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, 
     effects (left out, and said so in the group's attributes, when rows x draws exceed
     ``_LOGLIK_ROW_LIMIT``). ``ll`` is the per-group array when the caller has it.
     ``extra`` adds posterior variables (chain, draw) that are diagnosed too;
-    ``log_prior`` (chain, draw) becomes the ``log_prior`` group.
+    ``log_prior`` (chain, draw) becomes the ``log_prior`` group. ``loglik=False``
+    leaves the log-likelihood out (replicates that need only the effects).
     """
     import arviz as az
     import xarray as xr
@@ -345,7 +370,9 @@ def _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, 
     cell_effects = extra.pop("cell_effects", None)
     fit = EquationFit(design, family, priors, beta, sigma, sd, corr_data, u, None, None, wall)
     row_ll, note = None, "per row, conditional on the group effects"
-    if design.nested:
+    if not loglik:
+        ll, note = None, "left out (fitted with loglik=False)"
+    elif design.nested:
         note = ("left out: with unit or group-time effects (integrated out) a row's "
                 "likelihood is not conditionally independent; use the per-group values")
     elif design.n * C * D <= _LOGLIK_ROW_LIMIT:
@@ -353,7 +380,9 @@ def _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, 
     else:
         note = (f"left out: {design.n} rows x {C * D} draws exceed {_LOGLIK_ROW_LIMIT} "
                 "cells; compute it with vagg_bayes.bayes.loglik on fewer draws")
-    if ll is None and q:
+    if not loglik:
+        pass
+    elif ll is None and q:
         ll = _bernoulli_group_loglik(design, beta, sd, corr_data)
     elif ll is None:
         ll = row_ll
@@ -421,8 +450,9 @@ def fit_joint_pair(mediator: Design, outcome: Design, settings: SamplerSettings,
     C, D = r["shape"]
     J = mediator.n_groups
     ll = r["ll"]
+    log_priors = _joint_log_prior(r, priors, (C, D))
     fits = []
-    for e, (design, pri) in enumerate(zip((mediator, outcome), priors)):
+    for e, (design, pri) in enumerate(zip((mediator, outcome), priors, strict=True)):
         name = "m" if e == 0 else "y"
         sl = slice(2 * e, 2 * e + 2)
         theta = r[f"theta_{name}"].reshape(C, D, -1)
@@ -434,8 +464,26 @@ def fit_joint_pair(mediator: Design, outcome: Design, settings: SamplerSettings,
         # slopes rescale by positive constants, so their correlation is scale-free
         extra = {"path_corr": r["corr"][:, 1, 3].reshape(C, D)} if e == 1 else None
         fits.append(_assemble(design, "gaussian", pri, beta, sigma, sd, corr_data, u, ll,
-                              r["idata"], r["wall"], extra=extra))
+                              r["idata"], r["wall"], extra=extra, log_prior=log_priors[e]))
     return fits[0], fits[1]
+
+
+def _joint_log_prior(r: dict, priors, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Log prior density per draw of a jointly fitted pair, split so that the two sum to
+    the joint prior: the mediator's coefficients and residual SD; the outcome's, plus the
+    shared 4 x 4 group covariance (half-normal SDs, LKJ correlation up to its constant)."""
+    from scipy import stats
+
+    pm_, py_ = priors
+    parts = []
+    for name, pri in (("m", pm_), ("y", py_)):
+        lp = stats.norm.logpdf(r[f"theta_{name}"], pri.theta_mu, pri.theta_sd).sum(axis=-1)
+        lp = lp + stats.expon.logpdf(r[f"sigma_{name}"], scale=1 / pri.sigma_rate)
+        parts.append(lp)
+    tau_scale = np.array([pm_.tau_scale] * 2 + [py_.tau_scale] * 2, dtype=float)
+    parts[1] = parts[1] + stats.halfnorm.logpdf(r["tau"], scale=tau_scale).sum(axis=-1)
+    parts[1] = parts[1] + (pm_.lkj_eta - 1.0) * np.linalg.slogdet(r["corr"])[1]
+    return tuple(p.reshape(shape) for p in parts)
 
 
 def _row_loglik(fit: EquationFit) -> np.ndarray:

@@ -763,8 +763,10 @@ def build_logit_model(
             zs.append(z)
             lp = lp - 0.5 * pt.sum(z**2) - pt.sum(lam_a * pt.log(La))
         coef = bs[0][:, None] if q == 1 else pt.stack(bs, axis=1)  # (J, q), group order
+        loglik_op = None
         if numpy_likelihood:
-            loglik = _make_loglik_op()(rows)(theta[row_level], coef)[0]
+            loglik_op = _make_loglik_op()(rows)
+            loglik = loglik_op(theta[row_level], coef)[0]
         else:
             y = pytensor.shared(rows.y, name="y")
             eta = (pt.dot(pytensor.shared(rows.Z_rest, name="Z_rest"), theta[row_level])
@@ -790,4 +792,49 @@ def build_logit_model(
     model.centring = lam
     model.slope_means = cols.slope_means
     model.group_level = [design.terms[k] for k in group_level]
+
+    def update(new_design: Design) -> None:
+        """Point the compiled model at new data with the same groups count and column
+        roles (frozen priors): a new prefit, centring and whitening, the same code.
+
+        Raises ValueError when the new data change the model's structure (then build a
+        new model)."""
+        new_cols = _Columns.of(new_design)
+        same = (loglik_op is not None and new_design.n_groups == J
+                and (new_cols.varying, new_cols.group_level, new_cols.row_level)
+                == (varying, group_level, row_level))
+        if not same:
+            raise ValueError("The new data change the logit model's structure (groups or "
+                             "column roles); build a new model instead.")
+        new_rows = _Rows(new_design, row_level, varying, new_design.group_codes,
+                         rest_means=new_cols.row_level_means,
+                         slope_means=new_cols.slope_means)
+        new_prefit = _prefit(new_design, priors, new_rows, new_cols)
+        new_lam = centring_weights(new_design, parameterization,
+                                   group_sd=new_prefit.tau * np.exp(-new_prefit.log_tau_sd))
+        new_white = _whitening(new_design, new_cols, new_prefit, new_lam)
+        values = {"pop_shift": new_white.pop_shift, "pop_scale": new_white.pop_scale,
+                  "group_level_values": new_cols.group_level_values,
+                  "row_level_means": new_cols.row_level_means}
+        for a in range(q):
+            values[f"coord_mean{a}"] = new_white.coord_mean[:, a]
+            values[f"chol{a}{a}"] = new_white.coord_chol[:, a, a]
+            values[f"lam{a}"] = new_lam[:, a]
+        if q == 2:
+            values["chol10"] = new_white.coord_chol[:, 1, 0]
+            values["xbar"] = new_cols.slope_means
+        for key, value in values.items():
+            sh[key].set_value(np.asarray(value, dtype=float))
+        loglik_op.rows = new_rows
+        new_centred = new_lam > 0.5
+        new_labels = [str(v) for v in new_design.group_labels]
+        model._coords["group"] = tuple(new_labels)
+        model._coords["unconstrained"] = tuple(
+            names[:n_pop] + [f"{'b' if new_centred[j, a] else 'z'}[{new_labels[j]},{t}]"
+                             for j in range(J) for a, t in enumerate(varying_names)])
+        model.centred = new_centred
+        model.centring = new_lam
+        model.slope_means = new_cols.slope_means
+
+    model.update_data = update
     return model

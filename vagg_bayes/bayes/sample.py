@@ -40,6 +40,12 @@ class SamplerSettings:
     cores : int or None, default None
         Processes running chains at once; None: one per chain, at most the machine's
         CPU count.
+    warm_tune : int, default 150
+        Tuning iterations of a warm-started run (PyMC's NUTS only). A fit first adapts
+        the step size and the mass matrix for ``tune`` iterations, then samples from
+        that adaptation with ``warm_tune`` more tuning iterations (step size only) and
+        ``draws`` draws; a refit reuses the first adaptation and runs only the second
+        stage. Capped at ``tune``.
     """
 
     draws: int = 1000
@@ -49,15 +55,16 @@ class SamplerSettings:
     sampler: str = "nuts"
     target_accept: float = 0.9
     cores: int | None = None
+    warm_tune: int = 150
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ValueError(
                 f"sampler must be one of {', '.join(SAMPLERS)}; got {self.sampler!r}."
             )
-        for name in ("draws", "tune", "chains"):
+        for name in ("draws", "tune", "chains", "warm_tune"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "tune" else 1):
+            if not isinstance(value, int) or value < (0 if "tune" in name else 1):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}.")
 
     def to_dict(self) -> dict:
@@ -124,6 +131,15 @@ def seed_sequence(seed) -> np.random.SeedSequence:
     return np.random.SeedSequence(0 if seed is None else int(seed))
 
 
+def child_seed(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
+    """The ``k``-th child of ``seed``, the same however often it is asked for (unlike
+    :meth:`~numpy.random.SeedSequence.spawn`, which counts its calls)."""
+    return np.random.SeedSequence(entropy=seed.entropy, spawn_key=(*seed.spawn_key, k))
+
+
+#: child of a run's seed that seeds its first (cold) adaptation
+_ADAPT_CHILD = 0xADA
+
 # InferenceData name -> the NUTS step's own name (as pymc.sample renames them)
 _STATS = {"diverging": "diverging", "tree_depth": "depth", "n_steps": "tree_size",
           "step_size": "step_size", "energy": "energy", "acceptance_rate": "mean_tree_accept",
@@ -131,9 +147,33 @@ _STATS = {"diverging": "diverging", "tree_depth": "depth", "n_steps": "tree_size
 _ACTIVE: dict = {}  # the sampler whose chains forked workers run (set just before forking)
 
 
+@dataclass(frozen=True, eq=False)
+class Adaptation:
+    """What a cold tuning phase learned, one entry per chain.
+
+    Attributes
+    ----------
+    variances : tuple of ndarray
+        Diagonal of the mass matrix (posterior variances in the sampler's coordinates).
+    step_sizes : tuple of float
+        The dual-averaged step size at the end of tuning.
+    points : tuple of dict
+        The last point of each chain (the warm run starts there).
+    """
+
+    variances: tuple
+    step_sizes: tuple
+    points: tuple
+
+    @property
+    def size(self) -> int:
+        """Number of unconstrained parameters."""
+        return int(self.variances[0].size)
+
+
 def _chain_worker(task):
-    key, chain, seed = task
-    return _ACTIVE[key]._run_chain(chain, seed)
+    key, method, args = task
+    return getattr(_ACTIVE[key], method)(*args)
 
 
 class ChainSampler:
@@ -149,9 +189,18 @@ class ChainSampler:
     -----
     Building compiles the log density and its gradient (inside the NUTS step) and one
     function from the free variables to every free variable and deterministic on its
-    natural scale. :meth:`run` resets the step's adaptation (step size, mass matrix)
-    and starts every chain from the model's initial point, so a run depends only on
-    the model's shared variables and the seed.
+    natural scale.
+
+    Sampling has two stages. :meth:`adapt` runs ``tune`` iterations from the model's
+    initial point with PyMC's usual adaptation (dual-averaged step size, diagonal mass
+    matrix from windowed variances) and keeps what each chain learned
+    (:class:`Adaptation`). :meth:`run` starts each chain from its adapted point, mass
+    matrix and step size, tunes the step size for ``warm_tune`` iterations and draws.
+    A fit does both; a refit on changed data reuses the first fit's adaptation (the
+    models are whitened per data set, so what was learned carries over) and runs only
+    the second stage, about a third of a cold run's work. A run depends only on the
+    model's shared variables, the adaptation and the seed: a refit on the first data
+    with the first seed gives the first fit's draws exactly.
     """
 
     def __init__(self, model, *, target_accept: float = 0.9):
@@ -159,8 +208,12 @@ class ChainSampler:
         import pytensor
 
         self.model = model
+        self.target_accept = target_accept
         with model:
             self.step = pm.NUTS(model=model, target_accept=target_accept)
+        # The step always passes one contiguous float64 vector: skip input checks.
+        self.step._logp_dlogp_func._pytensor_function.trust_input = True
+        self._adaptive = (self.step.potential, self.step.step_adapt)
         self.start = model.initial_point()
         values = model.value_vars
         outs = [*model.free_RVs, *model.deterministics]
@@ -168,18 +221,45 @@ class ChainSampler:
         graphs = model.replace_rvs_by_values(outs)
         self._values = values
         self._outputs = pytensor.function(values, graphs, on_unused_input="ignore")
+        self.size = int(sum(np.asarray(v).size for v in self.start.values()))
 
-    def _run_chain(self, chain: int, seed: np.random.SeedSequence):
+    # ------------------------------------------------------------------ one chain
+    def _use(self, potential, step_adapt, rng) -> None:
+        from pymc.step_methods.hmc.integration import CpuLeapfrogIntegrator
+
         step = self.step
-        tune, draws = self._lengths
-        step.set_rng(np.random.default_rng(seed))
-        step.tune = bool(tune)
-        step.reset_tuning()
+        step.potential = potential
+        step.step_adapt = step_adapt
+        step.integrator = CpuLeapfrogIntegrator(potential, step._logp_dlogp_func)
+        step.set_rng(rng)
+        step.step_adapt.reset()
+        step.reset()
+
+    def _adapt_chain(self, chain: int, seed: np.random.SeedSequence):
+        """Cold tuning of one chain: ``(variance, step size, last point)``."""
+        step = self.step
+        tune = self._lengths[0]
+        self._use(*self._adaptive, np.random.default_rng(seed))
         point = dict(self.start)
+        for _ in range(tune):
+            point, _stats = step.step(point)
+        # The adapted diagonal and the averaged step size (what PyMC's own draws would use).
+        variance = np.array(step.potential._var, dtype=float, copy=True)
+        return variance, float(step.step_adapt.current(False)), point
+
+    def _run_chain(self, chain: int, seed: np.random.SeedSequence, variance, step_size,
+                   point):
+        from pymc.step_methods.hmc.quadpotential import QuadPotentialDiag
+
+        step = self.step
+        tune, draws = self._lengths[1:]
+        self._use(QuadPotentialDiag(np.asarray(variance, dtype=float)),
+                  _WarmDualAverage(step_size, self.target_accept),
+                  np.random.default_rng(seed))
+        step.tune = bool(tune)
+        point = dict(point)
         kept_points, kept_stats = [], []
         for i in range(tune + draws):
-            if i == 0:
-                step.iter_count = 0
             if i == tune:
                 step.stop_tuning()
             point, stats = step.step(point)
@@ -191,37 +271,59 @@ class ChainSampler:
         arrays = [np.stack([np.asarray(o[k]) for o in outs]) for k in range(len(self.names))]
         return arrays, np.asarray(kept_stats, dtype=float)
 
-    def run(self, settings: SamplerSettings, seed=None):
-        """Sample ``settings.chains`` chains; returns ``(InferenceData, wall_seconds)``.
+    def _map(self, method: str, tasks: list, procs: int) -> list:
+        if procs > 1 and len(tasks) > 1:
+            key = id(self)
+            _ACTIVE[key] = self
+            try:
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(min(procs, len(tasks))) as pool:
+                    return pool.map(_chain_worker, [(key, method, t) for t in tasks])
+            finally:
+                _ACTIVE.pop(key, None)
+        return [getattr(self, method)(*t) for t in tasks]
 
-        ``seed`` (int or SeedSequence; default ``settings.random_seed``) is spawned into
-        one sequence per chain.
+    # ------------------------------------------------------------------ stages
+    def adapt(self, settings: SamplerSettings, seed=None) -> Adaptation:
+        """Cold adaptation: ``settings.tune`` iterations per chain from the initial point.
+
+        ``seed`` (int or SeedSequence; default ``settings.random_seed``): chain ``c``
+        uses child ``c`` of the seed's child ``0xADA``.
+        """
+        seed = seed_sequence(settings.random_seed if seed is None else seed)
+        base = child_seed(seed, _ADAPT_CHILD)
+        self._lengths = (settings.tune, 0, 0)
+        if settings.tune == 0:
+            initial = float(self._adaptive[1].current(True))
+            return Adaptation(tuple(np.ones(self.size) for _ in range(settings.chains)),
+                              (initial,) * settings.chains,
+                              tuple(dict(self.start) for _ in range(settings.chains)))
+        tasks = [(c, child_seed(base, c)) for c in range(settings.chains)]
+        with _quiet_pymc():
+            out = self._map("_adapt_chain", tasks, chain_processes(settings))
+        return Adaptation(*(tuple(part) for part in zip(*out, strict=True)))
+
+    def run(self, settings: SamplerSettings, seed=None, adaptation: Adaptation | None = None):
+        """Sample ``settings.chains`` chains; returns ``(InferenceData, wall_seconds,
+        adaptation)``.
+
+        Without ``adaptation`` the chains are adapted first (:meth:`adapt`); with one
+        (from an earlier run of a model of the same size), only the warm stage runs.
+        ``seed`` (int or SeedSequence; default ``settings.random_seed``): chain ``c``
+        of the warm stage uses the seed's child ``c``.
         """
         import arviz as az
 
         start = time.perf_counter()
-        chain_seeds = seed_sequence(settings.random_seed if seed is None else seed).spawn(
-            settings.chains)
-        self._lengths = (settings.tune, settings.draws)
-        procs = chain_processes(settings)
-        logger = logging.getLogger("pymc")
-        level = logger.level
-        logger.setLevel(logging.ERROR)
-        try:
-            if procs > 1:
-                key = id(self)
-                _ACTIVE[key] = self
-                try:
-                    ctx = multiprocessing.get_context("fork")
-                    with ctx.Pool(procs) as pool:
-                        results = pool.map(_chain_worker, [(key, c, s) for c, s in
-                                                           enumerate(chain_seeds)])
-                finally:
-                    _ACTIVE.pop(key, None)
-            else:
-                results = [self._run_chain(c, s) for c, s in enumerate(chain_seeds)]
-        finally:
-            logger.setLevel(level)
+        seed = seed_sequence(settings.random_seed if seed is None else seed)
+        if adaptation is None or adaptation.size != self.size or \
+                len(adaptation.step_sizes) < settings.chains:
+            adaptation = self.adapt(settings, seed)
+        self._lengths = (0, min(settings.warm_tune, settings.tune), settings.draws)
+        tasks = [(c, child_seed(seed, c), adaptation.variances[c], adaptation.step_sizes[c],
+                  adaptation.points[c]) for c in range(settings.chains)]
+        with _quiet_pymc():
+            results = self._map("_run_chain", tasks, chain_processes(settings))
         posterior = {name: np.stack([r[0][k] for r in results])
                      for k, name in enumerate(self.names)}
         stats = np.stack([r[1] for r in results])  # (chain, draw, stat)
@@ -238,4 +340,30 @@ class ChainSampler:
                     coords[d] = list(self.model.coords[d])
         idata = az.from_dict(posterior=posterior, sample_stats=sample_stats, dims=dims,
                              coords=coords)
-        return idata, time.perf_counter() - start
+        return idata, time.perf_counter() - start, adaptation
+
+
+class _quiet_pymc:
+    """Silence PyMC's logger (its convergence messages are replaced by ours)."""
+
+    def __enter__(self):
+        self._logger = logging.getLogger("pymc")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._level)
+
+
+def _WarmDualAverage(step_size: float, target: float):
+    """PyMC's dual averaging of the step size, shrunk towards a known good step size
+    (PyMC's cold default shrinks towards ten times its initial guess)."""
+    from pymc.step_methods.step_sizes import DualAverageAdaptation
+
+    class WarmDualAverage(DualAverageAdaptation):
+        def reset(self):
+            super().reset()
+            self._mu = np.log(self._initial_step)
+
+    # PyMC's NUTS defaults: gamma=0.05, k=0.75, t0=10.
+    return WarmDualAverage(step_size, target, 0.05, 0.75, 10)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from vagg_bayes.data.degenerate import check_panel
 from vagg_bayes.errors import DataError
 from vagg_bayes.spec import Spec
 
@@ -207,10 +208,19 @@ def validate_panel(df: pd.DataFrame, spec: Spec, *, source: str = "data",
         two rows share a (unit, time) pair, or, without ``time``, a unit value; the
         treatment is constant; a ``bernoulli`` outcome is not 0/1; the group column has a
         single group; ``varying_slope`` is set but the treatment is constant within every
-        group; a control has a single value; a control or mediator is identical to the
+        group; a moderator is numeric or has a single level; a control has a single
+        value; a control or mediator is identical to the
         treatment; or unit effects apply (:func:`repeated_units`) with ``unit_effects``
         ``"within"`` or ``"fixed"`` and the treatment or a mediator is constant within
-        every unit.
+        every unit; or the data are degenerate
+        (:func:`vagg_bayes.data.degenerate.check_panel`: a constant outcome or mediator, a
+        control that re-labels the groups, ...).
+
+    Warns
+    -----
+    DataWarning
+        For data that can be fitted but are weak (groups of a single row beside a
+        group-varying slope, a control equal to the group labels).
 
     Notes
     -----
@@ -239,7 +249,7 @@ def validate_panel(df: pd.DataFrame, spec: Spec, *, source: str = "data",
         if role in numeric_roles:
             out[col] = _as_numeric(out[col], col, key, source)
         elif role == "controls":
-            out[col] = _as_control(out[col])
+            out[col] = _as_control(out[col], col, source)
         if ptypes.is_numeric_dtype(out[col].dtype):
             _check_finite(out[col], col, key, source)
 
@@ -249,6 +259,8 @@ def validate_panel(df: pd.DataFrame, spec: Spec, *, source: str = "data",
         _check_unit_once(out, spec.unit, source)
     if spec.family == "bernoulli":
         out[spec.outcome] = _check_binary_outcome(out[spec.outcome], spec.outcome, source)
+    for col in spec.moderators:
+        _check_moderator(out, col, source, levels=not new_rows)
     if new_rows:
         return out
     _check_treatment(out, spec, source)
@@ -258,6 +270,7 @@ def validate_panel(df: pd.DataFrame, spec: Spec, *, source: str = "data",
         _check_control(out, col, spec.treatment, source)
     for col in spec.mediators:
         _check_not_treatment_copy(out, col, "[variables].mediators", spec.treatment, source)
+    check_panel(out, spec, source)
     if spec.unit_effects in WITHIN_UNIT_EFFECTS and repeated_units(out, spec):
         _check_within_units(out, spec, source)
     return out
@@ -326,6 +339,7 @@ def _roles(spec: Spec) -> dict[str, tuple[str, str]]:
         (spec.treatment, "treatment", "[variables].treatment"),
         *((c, "controls", "[variables].controls") for c in spec.controls),
         *((c, "mediators", "[variables].mediators") for c in spec.mediators),
+        *((c, "moderators", "[variables].moderators") for c in spec.moderators),
         (spec.unit, "unit", "[data].unit"),
         (spec.group, "group", "[data].group"),
         (spec.time, "time", "[data].time"),
@@ -477,7 +491,13 @@ def _as_numeric(s: pd.Series, col: str, key: str, source: str) -> pd.Series:
     return values.astype("float64")
 
 
-def _as_control(s: pd.Series) -> pd.Series:
+def _as_control(s: pd.Series, col: str, source: str) -> pd.Series:
+    if ptypes.is_complex_dtype(s.dtype):
+        raise DataError(
+            f"Control '{col}' named in [variables].controls in {source} holds complex "
+            "numbers; a regressor must be real. Use its real part, its modulus or two "
+            "columns (e.g. df[col].to_numpy().real), or remove it from the controls."
+        )
     if ptypes.is_numeric_dtype(s.dtype) or ptypes.is_bool_dtype(s.dtype):
         return _to_plain_numeric(s)
     if s.dtype == object and all(_is_number(v) for v in s):
@@ -488,7 +508,8 @@ def _as_control(s: pd.Series) -> pd.Series:
 def _check_finite(s: pd.Series, col: str, key: str, source: str) -> None:
     if ptypes.is_bool_dtype(s.dtype) or ptypes.is_integer_dtype(s.dtype):
         return
-    inf = np.isinf(s.to_numpy(dtype="float64"))
+    values = s.to_numpy(dtype=complex if ptypes.is_complex_dtype(s.dtype) else "float64")
+    inf = np.isinf(values)  # complex numbers (as group labels, say): either part infinite
     if inf.any():
         n = int(inf.sum())
         raise DataError(
@@ -605,6 +626,28 @@ def _check_groups(df: pd.DataFrame, spec: Spec, source: str) -> None:
                 f"its effect on the outcome cannot vary by group ([model].varying_mediator = "
                 f"\"{m}\"). Remove varying_mediator from the spec."
             )
+
+
+def _check_moderator(df: pd.DataFrame, col: str, source: str, *, levels: bool = True) -> None:
+    """Check that a moderator is categorical (text or categories) with 2 or more levels."""
+    s = df[col]
+    if ptypes.is_numeric_dtype(s.dtype) or ptypes.is_bool_dtype(s.dtype) or (
+            s.dtype == object and all(_is_number(v) for v in s)):
+        shown = ", ".join(_show(v) for v in pd.unique(s.to_numpy())[:4])
+        raise DataError(
+            f"Moderator '{col}' named in [variables].moderators must be categorical (text "
+            f"labels, one per level), but {source} holds numbers in it ({shown}, ...). If "
+            "the numbers are codes of categories, store them as text (e.g. df[col] = "
+            "'level_' + df[col].astype(str)); a numeric variable cannot be a moderator: cut "
+            "it into named bands first, or remove it from [variables].moderators."
+        )
+    if levels and s.nunique() < 2:
+        raise DataError(
+            f"Moderator '{col}' named in [variables].moderators has a single level "
+            f"({_show(s.iloc[0])}) in every row of {source}, so there is no other level to "
+            "compare its effect with. Remove it from [variables].moderators, or use data "
+            "that contain at least two of its levels."
+        )
 
 
 def _check_control(df: pd.DataFrame, col: str, treatment: str, source: str) -> None:

@@ -228,6 +228,7 @@ def simulate_panel(
     firm_quality_sd: float = FIRM_QUALITY_SD,
     city_quality_sd: float = CITY_QUALITY_SD,
     city_year_sd: float = CITY_YEAR_SD,
+    heterogeneity: dict[str, dict[str, float]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     r"""Simulate a firm-year panel of exporters with known causal effects of ``va``.
 
@@ -272,6 +273,16 @@ def simulate_panel(
         SD of the city-year shocks on ``resilience`` and on each firm mediator
         (:math:`1.5\times` on the survival logit). ``0`` switches them off. With all
         three scales at ``0`` the data are exactly those of the generator without them.
+    heterogeneity : dict, optional
+        Effect heterogeneity by firm type or region, e.g. ``{"ownership": {"state":
+        0.8}}``: the direct effect of ``va`` on resilience is larger by 0.8 (times
+        ``effect_scale``) for state-owned firms, and on the survival logit by 0.8 x
+        0.7 / 0.35 (the same ratio as the common direct effects). Keys ``"ownership"``
+        (levels ``foreign, private, state``) and ``"region"`` (``central, east,
+        west``); levels left out add 0. ``truth["heterogeneity"][column][level]`` holds
+        the true ``resilience`` direct and total effects and the ``survival`` total
+        effect (g-formula over that level's rows) at each level, and the overall truth
+        includes the extra effects. None (the default) leaves the data unchanged.
 
     Returns
     -------
@@ -471,6 +482,7 @@ def simulate_panel(
     fq_sd = _check_sd("firm_quality_sd", firm_quality_sd)
     cq_sd = _check_sd("city_quality_sd", city_quality_sd)
     cy_sd = _check_sd("city_year_sd", city_year_sd)
+    heterogeneity = _check_heterogeneity(heterogeneity)
 
     rng = np.random.default_rng(seed)
     # The latent components come from their own stream (a child of the seed), drawn in a
@@ -620,6 +632,15 @@ def simulate_panel(
     for name, coef in _RES_CONTROLS.items():
         resilience += coef * controls_x[name]
     resilience += _RES_SIGMA * np.sqrt((T_DF - 2.0) / T_DF) * rng.standard_t(T_DF, n)
+    level_of = {"ownership": np.array(OWNERSHIPS)[own_row],
+                "region": region_names[region_row]}
+    extra = None
+    if heterogeneity:
+        extra = np.zeros(n)
+        for col, effects in heterogeneity.items():
+            for level, value in effects.items():
+                extra += scale * value * (level_of[col] == level)
+        resilience += extra * va_row
 
     surv_year = year_effects(_SURV_YEAR_SD, _SURV_SHOCK_YEAR)
     surv_city = city_effect("survival", _SURV_SD_CITY)
@@ -632,6 +653,8 @@ def simulate_panel(
         eta += m.b_s * mediators[m.name]
     for name, coef in _SURV_CONTROLS.items():
         eta += coef * controls_x[name]
+    if extra is not None:
+        eta += extra * (_SURV_DIRECT / _RES_DIRECT) * va_row
     survival = (rng.random(n) < _expit(eta)).astype(np.int64)
 
     data = pd.DataFrame(
@@ -661,12 +684,69 @@ def simulate_panel(
         scale=scale, eta=eta, years=years, res_year=res_year, surv_year=surv_year,
         res_city=res_city, surv_city=surv_city, med_city=med_city, shock_t=shock_t,
         va=va, data=data, latent=latent,
+        c_s_rows=None if extra is None else c_s + extra * (_SURV_DIRECT / _RES_DIRECT),
     )
+    if extra is not None:  # the sample-average direct effect includes the extra effects
+        truth["resilience"]["direct"] += float(np.mean(extra))
+        truth["resilience"]["total"] += float(np.mean(extra))
+        truth["heterogeneity"] = _heterogeneity_truth(truth, heterogeneity, level_of,
+                                                      extra, eta)
     truth.update(
         seed=int(seed), n_firms=F, n_years=T, n_cities=C, n_provinces=n_provinces,
         first_year=first_year,
     )
     return data, truth
+
+
+_HETEROGENEITY_LEVELS = {"ownership": OWNERSHIPS, "region": REGIONS}
+
+
+def _check_heterogeneity(value: Any) -> dict[str, dict[str, float]] | None:
+    """Validate ``simulate_panel(heterogeneity=...)``; None or {} -> None."""
+    if not value:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("The 'heterogeneity' parameter of simulate_panel must be a dict "
+                         f"such as {{'ownership': {{'state': 0.8}}}}. Got {value!r} instead.")
+    out = {}
+    for col, effects in value.items():
+        if col not in _HETEROGENEITY_LEVELS or not isinstance(effects, dict):
+            raise ValueError(
+                f"heterogeneity keys must be one of {', '.join(_HETEROGENEITY_LEVELS)} "
+                f"with a dict of level -> extra effect; got {col!r}: {effects!r}.")
+        for level, extra in effects.items():
+            if level not in _HETEROGENEITY_LEVELS[col] or isinstance(extra, bool) or \
+                    not isinstance(extra, int | float) or not np.isfinite(extra):
+                raise ValueError(
+                    f"heterogeneity[{col!r}] needs levels among "
+                    f"{', '.join(_HETEROGENEITY_LEVELS[col])} with finite numbers; got "
+                    f"{level!r}: {extra!r}.")
+        out[col] = {str(k): float(v) for k, v in effects.items()}
+    return out
+
+
+def _heterogeneity_truth(truth: dict, heterogeneity: dict, level_of: dict,
+                         extra: np.ndarray, eta: np.ndarray) -> dict:
+    """Compute the true effects of one unit of va at every level of each column."""
+    res = truth["resilience"]
+    c, indirect = res["direct"] - float(np.mean(extra)), res["indirect"]
+    logit = truth["survival"]["logit"]
+    shift = sum(logit["a_times_b"].values())
+    c_s_rows = logit["direct"] + extra * (_SURV_DIRECT / _RES_DIRECT)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for col in heterogeneity:
+        out[col] = {}
+        for level in _HETEROGENEITY_LEVELS[col]:
+            rows = level_of[col] == level
+            if not rows.any():
+                continue
+            direct = c + float(np.mean(extra[rows]))
+            surv = float(np.mean(_expit(eta[rows] + c_s_rows[rows] + shift))
+                         - np.mean(_expit(eta[rows])))
+            out[col][level] = {"resilience_direct": direct,
+                               "resilience_total": direct + indirect,
+                               "survival_total": surv}
+    return out
 
 
 def _truth(
@@ -683,6 +763,7 @@ def _truth(
     va: np.ndarray,
     data: pd.DataFrame,
     latent: _Latent,
+    c_s_rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Assemble the JSON-serialisable truth, including the survival g-formula effects."""
     a = {m.name: scale * m.a for m in _MEDIATORS}
@@ -741,14 +822,16 @@ def _truth(
     shift = {m.name: m.b_s * a[m.name] for m in _MEDIATORS}
     total_shift = sum(shift.values())
 
-    def mean_p(offset: float) -> float:
+    def mean_p(offset: float | np.ndarray) -> float:
         return float(np.mean(_expit(eta + offset)))
 
+    # with heterogeneity each row has its own direct effect (the same expressions)
+    c_t = c_s if c_s_rows is None else c_s_rows
     p00 = mean_p(0.0)
-    p11 = mean_p(c_s + total_shift)
+    p11 = mean_p(c_t + total_shift)
     survival: dict[str, Any] = {"family": "bernoulli", "total": p11 - p00}
-    nde = {0: mean_p(c_s) - p00, 1: p11 - mean_p(total_shift)}
-    nie = {0: mean_p(total_shift) - p00, 1: p11 - mean_p(c_s)}
+    nde = {0: mean_p(c_t) - p00, 1: p11 - mean_p(total_shift)}
+    nie = {0: mean_p(total_shift) - p00, 1: p11 - mean_p(c_t)}
     for t, label in ((0, "control"), (1, "treated")):
         survival[f"direct:{label}"] = nde[t]
         survival[f"indirect:{label}"] = nie[t]
@@ -757,7 +840,7 @@ def _truth(
     for m in _MEDIATORS:
         per_t = []
         for t in (0, 1):
-            base = c_s * t + (total_shift - shift[m.name]) * t
+            base = c_t * t + (total_shift - shift[m.name]) * t
             per_t.append(mean_p(base + shift[m.name]) - mean_p(base))
         survival[f"indirect:{m.name}"] = 0.5 * (per_t[0] + per_t[1])
     survival["logit"] = {

@@ -31,7 +31,7 @@ from scipy import sparse
 
 from vagg_bayes.bayes.fit import EquationFit
 from vagg_bayes.bayes.numeric import expit
-from vagg_bayes.effects.total import group_slopes, treatment_shifts
+from vagg_bayes.effects.total import group_slopes, moderator_slopes, treatment_shifts
 
 __all__ = ["Decomposition", "decompose", "gformula", "group_slopes", "treatment_shifts"]
 
@@ -108,8 +108,9 @@ def decompose(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decomp
         return gformula(outcome, mediators)
     labels, _, rows = _groups(outcome)
     w = rows / rows.sum()
-    c_j = group_slopes(outcome, labels)  # (C, D, J)
-    path_j = {m: group_slopes(outcome, labels, m) * group_slopes(f, labels)
+    among = outcome.design  # moderators: slopes averaged over each group's rows
+    c_j = group_slopes(outcome, labels, among=among)  # (C, D, J)
+    path_j = {m: group_slopes(outcome, labels, m) * group_slopes(f, labels, among=among)
               for m, f in mediators.items()}  # b_mj a_mj
     paths = {f"indirect:{m}": v @ w for m, v in path_j.items()}
     direct = c_j @ w
@@ -119,6 +120,18 @@ def decompose(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decomp
     if labels is not None:
         group = {"direct": c_j, "indirect": sum(path_j.values(), np.zeros(c_j.shape))}
     return Decomposition(draws, group, labels, None if labels is None else rows)
+
+
+def _with_moderators(base: np.ndarray, extra: np.ndarray | None,
+                     factor: np.ndarray | None = None) -> np.ndarray:
+    """Add the moderators' part to row-level slopes.
+
+    ``base`` plus ``extra`` (times ``factor``: the mediator's path to the outcome, for a
+    product of paths); ``base`` itself when there are no moderators.
+    """
+    if extra is None:
+        return base
+    return base + (extra if factor is None else factor * extra)
 
 
 def gformula(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decomposition:
@@ -156,8 +169,8 @@ def gformula(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decompo
     CD = n_chains * n_draws
     d0, d1 = treatment_shifts(design.X[:, design.treatment_index])
     c_j = group_slopes(outcome, labels).reshape(CD, J)
-    s_j = {m: (group_slopes(outcome, labels, m) * group_slopes(f, labels)).reshape(CD, J)
-           for m, f in mediators.items()}
+    b_j = {m: group_slopes(outcome, labels, m).reshape(CD, J) for m in mediators}
+    s_j = {m: b_j[m] * group_slopes(f, labels).reshape(CD, J) for m, f in mediators.items()}
     names = ["total", "direct:control", "direct:treated", "indirect:control",
              "indirect:treated"]
     for m in mediators:
@@ -170,8 +183,11 @@ def gformula(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decompo
     for start in range(0, CD, step):
         sl = slice(start, min(start + step, CD))
         eta = outcome.linear_predictor(sl)
-        c = c_j[sl][:, codes]
-        S = sum(s[sl] for s in s_j.values())[:, codes] if s_j else np.zeros_like(eta)
+        c = _with_moderators(c_j[sl][:, codes], moderator_slopes(outcome, design, sl))
+        rows_s = {m: _with_moderators(s[sl][:, codes], moderator_slopes(mediators[m], design, sl),
+                                      b_j[m][sl][:, codes])
+                  for m, s in s_j.items()}
+        S = sum(rows_s.values()) if rows_s else np.zeros_like(eta)
         p00 = expit(eta + (c + S) * d0)
         p11 = expit(eta + (c + S) * d1)
         p10 = expit(eta + c * d1 + S * d0)
@@ -185,8 +201,8 @@ def gformula(outcome: EquationFit, mediators: dict[str, EquationFit]) -> Decompo
         group["direct"][sl] = np.asarray(((nde[0] + nde[1]) / 2) @ G)
         group["indirect"][sl] = np.asarray(((nie[0] + nie[1]) / 2) @ G)
         del nde, nie, p10, p01
-        for m, s in s_j.items():
-            sk = s[sl][:, codes]
+        for m in s_j:
+            sk = rows_s[m]
             rest = S - sk
             ctl = expit(eta + (c + rest) * d0 + sk * d1) - p00
             trt = p11 - expit(eta + (c + rest) * d1 + sk * d0)

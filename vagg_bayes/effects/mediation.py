@@ -48,7 +48,7 @@ def _path_draws(outcome: EquationFit, fits: dict, dec: Decomposition) -> dict:
     else:  # latent logistic scale of a logit model
         sigma_y = np.full(outcome.beta.shape[0] * outcome.beta.shape[1], LOGISTIC_SD)
     return {
-        m: {"a": (group_slopes(f, labels) @ w).reshape(-1),
+        m: {"a": (group_slopes(f, labels, among=outcome.design) @ w).reshape(-1),
             "b": (group_slopes(outcome, labels, m) @ w).reshape(-1),
             "sigma_m": f.sigma.reshape(-1), "sigma_y": sigma_y}
         for m, f in fits.items()

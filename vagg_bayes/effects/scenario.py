@@ -16,7 +16,8 @@ residual):
 Averages: ``all`` is the mean change over every row of the sample (rows outside the
 chosen groups change by 0); each group's row is the mean over that group's rows. A
 shift of 1 everywhere gives the total effect's draws of a continuous treatment
-(Gaussian: exactly; Bernoulli: the g-formula's).
+(Gaussian: exactly; Bernoulli: the g-formula's). With moderators, ``c_j`` and ``a_mj``
+also get the interaction terms of row ``i``'s levels.
 
 May import: numpy, pandas, scipy, vagg_bayes.bayes, vagg_bayes.effects.
 """
@@ -31,7 +32,8 @@ from scipy import sparse
 from scipy.special import expit
 
 from vagg_bayes.bayes.fit import EquationFit
-from vagg_bayes.effects.decompose import group_slopes
+from vagg_bayes.effects.decompose import _with_moderators, group_slopes
+from vagg_bayes.effects.total import moderator_slopes
 
 _CHUNK_CELLS = 2_000_000  # draws x rows per array
 
@@ -125,16 +127,19 @@ def intervene(outcome: EquationFit, mediators: dict[str, EquationFit], delta: np
         codes, J = design.group_codes, len(labels)
     rows = np.bincount(codes, minlength=J).astype(float)
     c_j = group_slopes(outcome, labels).reshape(CD, J)
-    s_j = {m: (group_slopes(outcome, labels, m) * group_slopes(f, labels)).reshape(CD, J)
-           for m, f in mediators.items()}
+    b_j = {m: group_slopes(outcome, labels, m).reshape(CD, J) for m in mediators}
+    s_j = {m: b_j[m] * group_slopes(f, labels).reshape(CD, J) for m, f in mediators.items()}
     names = ["total"] + (["direct"] + [f"through:{m}" for m in mediators] if mediators else [])
     G = sparse.csr_matrix((np.ones(design.n), (np.arange(design.n), codes)), shape=(design.n, J))
     group_sum = {name: np.empty((CD, J)) for name in names}
     step = max(1, _CHUNK_CELLS // design.n)
     for start in range(0, CD, step):
         sl = slice(start, min(start + step, CD))
-        c = c_j[sl][:, codes] * delta
-        parts = {m: s[sl][:, codes] * delta for m, s in s_j.items()}
+        c = _with_moderators(c_j[sl][:, codes], moderator_slopes(outcome, design, sl)) * delta
+        parts = {m: _with_moderators(s[sl][:, codes],
+                                     moderator_slopes(mediators[m], design, sl),
+                                     b_j[m][sl][:, codes]) * delta
+                 for m, s in s_j.items()}
         if outcome.family == "gaussian":
             total = c + sum(parts.values()) if parts else c
             changes = {"total": total}

@@ -1,16 +1,23 @@
 """Atomic file writing: write to a temporary name in the same folder, then rename.
 
-A crash never leaves a half-written table behind.
+A crash never leaves a half-written table behind, and :func:`staged_folder` makes a
+whole results folder appear at once: its files are written into a hidden folder beside
+it and moved into place only when every one is complete.
 
 May import: the standard library, pandas.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -63,3 +70,97 @@ def _clean(obj: object) -> object:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+# --------------------------------------------------------------------------- whole folders
+
+
+def _make_stage(out: Path) -> Path:
+    """Make a new hidden folder beside ``out`` (inside it when its parent is read-only)."""
+    parent = out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for where, prefix in ((parent, f".{out.name}.partial-"), (out, ".partial-")):
+        for _ in range(100):
+            stage = where / f"{prefix}{secrets.token_hex(4)}"
+            try:
+                stage.mkdir()  # the user's umask applies, as for a folder made by mkdir
+                return stage
+            except FileExistsError:
+                continue
+            except OSError:
+                if where == out or not out.is_dir():
+                    raise
+                break  # parent not writable: stage inside the existing folder
+    raise FileExistsError(f"could not create a temporary folder beside {out}")
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold Ctrl-C back until the block ends.
+
+    A Ctrl-C that arrived meanwhile is then raised as a ``KeyboardInterrupt`` whose
+    ``published`` attribute is True (the block finished before it).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        exc = KeyboardInterrupt()
+        exc.published = True
+        raise exc
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | Path, *, replaces: Iterable[str] = ()) -> Iterator[Path]:
+    """Write a folder's files where nobody sees them, then put them in place together.
+
+    Yields an empty hidden folder (``.<name>.partial-<random>`` beside ``out``; inside
+    ``out`` when only ``out`` itself is writable). When the block ends normally:
+
+    - ``out`` does not exist: the hidden folder is renamed to ``out``, so the folder
+      appears complete, with every file, or not at all;
+    - ``out`` exists (a previous run's results, or other files such as the demo's
+      panel): each new file replaces its namesake by ``os.replace``, Ctrl-C held back
+      until all have moved, and the names in ``replaces`` (the previous run's files)
+      that the new set lacks are removed; other files are left alone.
+
+    When the block raises (an error, Ctrl-C while files are being written) the hidden
+    folder is removed and ``out`` is left exactly as it was.
+
+    Parameters
+    ----------
+    out : str or pathlib.Path
+        The folder to fill.
+    replaces : iterable of str, optional
+        File names in ``out`` that belong to the set being replaced.
+
+    Yields
+    ------
+    pathlib.Path
+        The hidden folder to write into (flat: file names only).
+    """
+    out = Path(out)
+    stage = _make_stage(out)
+    try:
+        yield stage
+        with _sigint_held():
+            if not out.exists() and stage.parent == out.parent:
+                os.rename(stage, out)
+            else:
+                out.mkdir(parents=True, exist_ok=True)
+                names = sorted(p.name for p in stage.iterdir())
+                for name in names:
+                    os.replace(stage / name, out / name)
+                for name in set(replaces) - set(names):
+                    target = out / name
+                    if target.is_file() and target.parent == out:
+                        target.unlink()
+    finally:
+        if stage.exists() and stage != out:
+            shutil.rmtree(stage, ignore_errors=True)

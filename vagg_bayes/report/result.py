@@ -10,8 +10,9 @@ May import: numpy, pandas, arviz, vagg_bayes.bayes, vagg_bayes.report.*, vagg_ba
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -19,15 +20,31 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from vagg_bayes.bayes.diagnostics import Diagnostics, check_draws, combine_diagnostics
+from vagg_bayes.bayes.diagnostics import (
+    Diagnostics,
+    boundary_notes,
+    check_draws,
+    combine_diagnostics,
+)
 from vagg_bayes.bayes.fit import EquationFit
 from vagg_bayes.bayes.sample import SamplerSettings
 from vagg_bayes.report import render
-from vagg_bayes.report.io import write_atomic, write_csv, write_json
+from vagg_bayes.report.io import staged_folder, write_atomic, write_csv, write_json
 from vagg_bayes.report.tables import HDI_PROB, summarize_draws
 from vagg_bayes.spec import Spec
 
 OUTCOME = "outcome"
+
+
+def _previous_files(out: Path) -> list[str]:
+    """List the files a previous run wrote into ``out`` (its manifest's ``files``)."""
+    try:
+        files = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(files, list):
+        return []
+    return [f for f in files if isinstance(f, str) and f and "/" not in f and "\\" not in f]
 
 
 def _coefficient_draws(fit: EquationFit, spec: Spec, prefix: str = "") -> dict:
@@ -104,9 +121,21 @@ class EstimateResult:
 
     @functools.cached_property
     def diagnostics(self) -> Diagnostics:
-        """Worst diagnostics over every equation and every reported effect (computed once)."""
+        """Worst diagnostics over every equation and every reported effect (computed once).
+
+        With notes on SDs and correlations whose posterior piles up at a bound.
+        """
         parts = [f.diagnostics for f in self.fits.values()]
         parts.append(check_draws(dict(self.effect_draws), 0))
+        scales = {}
+        for name, fit in self.fits.items():
+            prefix = "" if name == OUTCOME else f"{name}~"
+            draws = _coefficient_draws(fit, self.spec, prefix=prefix)
+            scales.update({k: v for k, v in draws.items()
+                           if "sd(" in k or "corr" in k or k.endswith("sigma")})
+        notes = boundary_notes(scales)
+        if notes:
+            parts.append(dataclasses.replace(parts[-1], problems=(), notes=notes))
         return combine_diagnostics(parts)
 
     def summary(self, table: str = "effects") -> pd.DataFrame:
@@ -117,7 +146,9 @@ class EstimateResult:
         table : str, default "effects"
             ``"effects"`` (effects.csv), ``"coefficients"`` (coefficients.csv),
             ``"priors"``, ``"group_effects"`` (posterior of each group's treatment
-            effect) or the name of one of :attr:`tables`.
+            effect), ``"group_ranking"`` (groups ranked by their total effect, with the
+            probability of being in the top 10; written as group_ranking.csv when
+            :attr:`ranks_groups`) or the name of one of :attr:`tables`.
         """
         if table == "effects":
             return summarize_draws(dict(self.effect_draws), "effect")
@@ -139,9 +170,12 @@ class EstimateResult:
             return self._group_effects()
         if table == "within_between":
             return self._within_between()
+        if table == "group_ranking":
+            return self._group_ranking()
         if table in self.tables:
             return self.tables[table].copy()
         valid = ["effects", "coefficients", "priors", "group_effects", "within_between",
+                 "group_ranking",
                  *self.tables]
         raise KeyError(f"Unknown table {table!r}; valid tables are: {', '.join(valid)}.")
 
@@ -169,6 +203,31 @@ class EstimateResult:
             raise KeyError("within_between needs repeated units and unit_effects = \"within\".")
         return pd.concat(frames, ignore_index=True)
 
+    @property
+    def ranks_groups(self) -> bool:
+        """Whether the groups' total effects can differ (``group_ranking.csv`` is written).
+
+        True with a group and a varying slope, a varying mediator path, moderators or a
+        Bernoulli outcome (whose probability-scale effect depends on each group's
+        baseline).
+        """
+        spec = self.spec
+        return spec.group is not None and bool(
+            spec.varying_slope or spec.varying_mediator or spec.moderators
+            or spec.family == "bernoulli")
+
+    def _group_ranking(self) -> pd.DataFrame:
+        """Rank the groups by their own total effect, with the probability of the top 10.
+
+        See :func:`vagg_bayes.effects.heterogeneity.group_ranking`.
+        """
+        from vagg_bayes.effects.heterogeneity import group_ranking
+
+        if self.spec.group is None:
+            raise KeyError("group_ranking needs a model with [data].group set.")
+        return group_ranking(self.fits[OUTCOME],
+                             {m: self.fits[m] for m in self.spec.mediators}, self.spec.group)
+
     def _group_effects(self) -> pd.DataFrame:
         fit = self.fits[OUTCOME]
         if fit.group_effects is None:
@@ -176,8 +235,10 @@ class EstimateResult:
         k = fit.design.treatment_index
         labels = fit.design.group_labels
         if k in fit.design.varying:
-            slope = fit.group_effects[..., fit.design.varying.index(k)]
-            draws = {str(g): fit.beta[..., k] + slope[..., j] for j, g in enumerate(labels)}
+            from vagg_bayes.effects.total import group_slopes
+
+            slope = group_slopes(fit, labels, among=fit.design)  # moderators: rows' mix
+            draws = {str(g): slope[..., j] for j, g in enumerate(labels)}
             what = "treatment effect"
         else:
             draws = {str(g): fit.beta[..., 0] + fit.group_effects[..., j, 0]
@@ -295,17 +356,46 @@ class EstimateResult:
             self._diagnostics_line(),
         ]
         lines += [f"  - {p}" for p in self.diagnostics.problems]
+        lines += [f"  note: {n}" for n in self.diagnostics.notes]
         return "\n".join(lines)
 
     # ----------------------------------------------------------------- files
     def write(self, out_dir: str | Path, *, manifest: dict | None = None) -> Path:
-        """Write the results folder (DESIGN.md section 4.3), each file atomically."""
+        """Write the results folder (DESIGN.md section 4.3) so that it appears whole.
+
+        Every file is written into a hidden folder beside ``out_dir`` first
+        (:func:`vagg_bayes.report.io.staged_folder`). A new ``out_dir`` then appears by
+        one rename, complete; an existing one has its result files replaced as a set
+        (Ctrl-C held back while they move), the previous run's result files that this
+        run does not write (listed in its ``manifest.json`` under ``files``) removed,
+        and any other file left alone. An error or Ctrl-C while writing leaves
+        ``out_dir`` as it was.
+
+        Parameters
+        ----------
+        out_dir : str or pathlib.Path
+            The results folder; created when missing.
+        manifest : dict, optional
+            Extra entries of ``manifest.json`` (the command line, the data file's hash).
+
+        Returns
+        -------
+        pathlib.Path
+            ``out_dir``.
+        """
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        with staged_folder(out, replaces=_previous_files(out)) as stage:
+            self._write_files(stage, manifest)
+        return out
+
+    def _write_files(self, out: Path, manifest: dict | None) -> None:
+        """Every file of the results folder into ``out``; ``manifest.json`` lists them."""
         write_csv(out / "effects.csv", self.summary("effects"))
         write_csv(out / "coefficients.csv", self.summary("coefficients"))
         for name in self.tables:
             write_csv(out / f"{name}.csv", self.summary(name))
+        if self.ranks_groups:
+            write_csv(out / "group_ranking.csv", self.summary("group_ranking"))
         if any(f.design.mundlak for f in self.fits.values()):
             write_csv(out / "within_between.csv", self.summary("within_between"))
         for name, draw in self.figures.items():
@@ -326,8 +416,8 @@ class EstimateResult:
             **self.meta,
             **(manifest or {}),
         }
+        record["files"] = sorted([p.name for p in out.iterdir()] + ["manifest.json"])
         write_json(out / "manifest.json", record)
-        return out
 
     def posterior(self):
         """One InferenceData: the outcome equation's groups, plus each mediator's posterior
