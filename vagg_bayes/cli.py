@@ -661,7 +661,13 @@ def embedded_models() -> Path:
 
 
 def run_demo(args, argv: list[str]) -> int:
-    """``vagg-bayes demo``: simulate, write the panel and its truth, estimate, write results.
+    """``vagg-bayes demo``: simulate raw records, build the indices, estimate, refute, price.
+
+    Simulates firm-year export records and city-year indicators
+    (:func:`vagg_bayes.data.raw.simulate_raw`), builds the resilience and
+    virtual-agglomeration indices from them (:func:`vagg_bayes.measures.build_indices`;
+    the truth is rescaled to effects per unit of the rebuilt index) and writes the raw
+    records, the panel and its truth.
 
     Runs ``baseline.toml`` (the total effect) into ``--out`` and ``mediation.toml`` (six
     parallel mechanisms) into ``<out>/mechanisms/``, and prints every effect beside the
@@ -672,7 +678,9 @@ def run_demo(args, argv: list[str]) -> int:
     """
     from vagg_bayes.analysis import Analysis
     from vagg_bayes.bayes.sample import SamplerSettings
-    from vagg_bayes.data.simulate import simulate_panel, truth_to_json
+    from vagg_bayes.data.raw import rescale_truth, simulate_raw
+    from vagg_bayes.data.simulate import truth_to_json
+    from vagg_bayes.measures import build_indices
     from vagg_bayes.report.io import write_atomic, write_text
     from vagg_bayes.spec import load_spec
 
@@ -681,10 +689,20 @@ def run_demo(args, argv: list[str]) -> int:
     # quick: a smaller panel and a shorter warm-up, but enough draws for r_hat <= 1.01
     n_firms, draws, tune = (5_000, 1000, 500) if args.quick else (20_000, 1000, 1000)
     start = time.perf_counter()
-    panel, truth = simulate_panel(n_firms=n_firms, seed=args.seed)
+    # From raw records to the panel, as a user starts: customs-style firm-year exports by
+    # industry and city-year digital-economy indicators; the resilience index and the
+    # virtual-agglomeration (entropy) index are built from them (vagg_bayes.measures).
+    raw, panel, truth = simulate_raw(n_firms=n_firms, seed=args.seed)
+    built = build_indices(raw, panel=panel)
+    panel, truth = built.panel, rescale_truth(truth, built.treatment_slope)
+    write_atomic(out / "raw_exports.parquet",
+                 lambda p: raw.exports.to_parquet(p, index=False))
+    write_atomic(out / "raw_indicators.csv",
+                 lambda p: raw.indicators.to_csv(p, index=False))
     data_path = out / "panel.parquet"
     write_atomic(data_path, lambda p: panel.to_parquet(p, index=False))
     write_text(out / "truth.json", truth_to_json(truth) + "\n")
+    print(built)
     models = embedded_models()
     for name in ("baseline.toml", "mediation.toml", "mechanisms.dot"):
         shutil.copyfile(models / name, out / name)

@@ -239,3 +239,29 @@ def test_a_permuted_mediator_carries_no_indirect_effect(firm_panel_factory):
     assert row["verdict"] == "pass", row["detail"]
     assert "cell" in row["detail"] and row["n_refits"] == 2
     assert ("placebo_mediator", "total") not in table.index  # only indirect effects
+
+
+def test_dummy_outcomes_hold_the_treatment_and_draw_every_group_anew(monkeypatch):
+    from types import SimpleNamespace
+
+    import vagg_bayes.refute.placebo as placebo
+
+    seen = []
+
+    def fake_predict(result, rows, seed):
+        seen.append(rows)
+        return np.tile(np.arange(len(rows), dtype=float), (4, 1)) + np.arange(4)[:, None]
+
+    monkeypatch.setattr(placebo, "_predict_outcome", fake_predict)
+    frame = _cells().assign(y=0.0, m=np.arange(16.0))
+    spec = Spec(outcome="y", treatment="dose", mediators=("m",), group="city", time="year",
+                unit="firm")
+    result = SimpleNamespace(effect_draws={"total": np.zeros((2, 2))})
+    outcomes = placebo.null_outcomes(result, frame, spec, seed=0, n=2)
+    rows = pd.concat(seen)
+    assert rows["dose"].nunique() == 1 and rows["m"].nunique() == 1  # held at the mean
+    # every city is new to the fit: its effects come from the population, not from the
+    # posterior of the real data (which carries part of the treatment's effect)
+    assert rows["city"].str.endswith("~simulated").all()
+    assert sorted(rows.index) == list(range(16))  # every row once, cities kept whole
+    assert all(len(y) == 16 for y in outcomes)

@@ -80,6 +80,7 @@ class Row:
 
     @property
     def passed(self) -> bool | None:
+        """``True`` for pass, ``False`` for fail, ``None`` for inconclusive."""
         return {"pass": True, "fail": False}.get(self.verdict)
 
 
@@ -189,11 +190,15 @@ class Context:
 
     @property
     def spec(self):
+        """The analysis' spec."""
         return self.analysis.spec
 
     def effect_names(self) -> list[str]:
-        """The effects every test judges: ``total`` and, with mediators, ``direct``
-        and each ``indirect:<mediator>`` (plus ``indirect`` when there are several)."""
+        """Name the effects every test judges.
+
+        ``total`` and, with mediators, ``direct`` and each ``indirect:<mediator>`` (plus
+        ``indirect`` when there are several).
+        """
         return list(self.result.effect_draws)
 
 
@@ -222,7 +227,7 @@ REGISTRY: dict[str, Test] = {}
 
 
 def register(name: str) -> Callable[[Test], Test]:
-    """Decorator: register a test under ``name`` (the ``--tests`` spelling)."""
+    """Register a test under ``name`` (the ``--tests`` spelling); a decorator."""
 
     def wrap(fn: Test) -> Test:
         if name in REGISTRY:
@@ -234,4 +239,5 @@ def register(name: str) -> Callable[[Test], Test]:
 
 
 def effect_draws(result: EstimateResult) -> Mapping[str, np.ndarray]:
+    """Return the effect draws of a result (name -> (chain, draw) array)."""
     return result.effect_draws

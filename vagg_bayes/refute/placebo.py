@@ -22,9 +22,10 @@ simulated outcome: the placebo effect must vanish (or the real one stand out).
   cover zero.
 - ``dummy_outcome`` — the outcome replaced by one simulated from the fitted model with
   the treatment's effect removed: posterior predictive draws (one posterior draw per
-  replicate, new firm effects and residual noise) with the treatment and every
-  mediator held at their sample means, so that the simulated outcome depends on the
-  controls, the group, group-year and time effects only. Every effect must cover zero.
+  replicate; group, group-year and firm effects drawn anew from their fitted
+  distributions; residual noise) with the treatment and every mediator held at their
+  sample means, so that the simulated outcome depends on the controls, the time effects
+  and the random effects only. Every effect must cover zero.
 - ``negative_control_outcome`` — the spec refitted with ``[variables] negative_control``
   as the outcome; every effect must cover zero. Without one in the spec the row says so
   (inconclusive, not a failure).
@@ -273,14 +274,18 @@ def placebo_mediator(ctx: Context) -> Outcome:
 
 # ------------------------------------------------------------------ dummy outcome
 def _chunks(data: pd.DataFrame, spec, rows_per_chunk: int) -> list[np.ndarray]:
-    """Row indices in chunks that keep every unit whole (new unit effects per unit)."""
+    """Split the rows into chunks that keep every group (else every unit) whole.
+
+    Each chunk draws its own new group, group-time and unit effects.
+    """
     n = len(data)
-    if spec.unit is None:
+    entity = spec.group or spec.unit
+    if entity is None:
         return [np.arange(i, min(n, i + rows_per_chunk)) for i in range(0, n, rows_per_chunk)]
-    codes = pd.factorize(data[spec.unit])[0]
-    per_unit = np.bincount(codes)
-    units_per_chunk = max(1, int(rows_per_chunk / max(1.0, per_unit.mean())))
-    chunk_of = codes // units_per_chunk
+    codes = pd.factorize(data[entity])[0]
+    per_entity = np.bincount(codes)
+    per_chunk = max(1, int(rows_per_chunk / max(1.0, per_entity.mean())))
+    chunk_of = codes // per_chunk
     order = np.argsort(chunk_of, kind="stable")
     bounds = np.flatnonzero(np.diff(chunk_of[order])) + 1
     return np.split(order, bounds)
@@ -309,13 +314,19 @@ def _predict_outcome(result, rows: pd.DataFrame, seed) -> np.ndarray:
 def null_outcomes(result, data: pd.DataFrame, spec, *, seed: int, n: int) -> list[np.ndarray]:
     """``n`` outcomes simulated from the fitted model with the treatment's effect removed.
 
-    Posterior predictive draws (:meth:`EstimateResult.predict`, residual noise and new
-    unit effects included) with the treatment and every mediator held at their sample
-    means; replicate ``k`` uses one posterior draw picked by its own generator.
+    Posterior predictive draws (as :meth:`EstimateResult.predict`: residual noise
+    included) with the treatment and every mediator held at their sample means, and
+    every group, group-time cell and unit treated as new: their effects are drawn from
+    the fitted population distributions, not taken from the posterior of the real data
+    (those absorb part of the treatment's effect in every draw whose slope is below the
+    posterior mean, and would carry it into the simulated outcome). Replicate ``k`` uses
+    one posterior draw picked by its own generator.
     """
     data = data.reset_index(drop=True)
     held = data.assign(**{c: float(pd.to_numeric(data[c]).mean())
                           for c in (spec.treatment, *spec.mediators)})
+    if spec.group is not None:
+        held[spec.group] = held[spec.group].astype(str) + "~simulated"
     S = int(np.asarray(result.effect_draws["total"]).size)
     picks = [int(rng_for(seed, DUMMY, k).integers(S)) for k in range(n)]
     out = [np.empty(len(data)) for _ in range(n)]
@@ -340,8 +351,9 @@ def dummy_outcome(ctx: Context) -> Outcome:
     summaries = ctx.refits.run(tasks, label=DUMMY)
     held = ", ".join([spec.treatment, *spec.mediators])
     what = (f"Placebo: '{spec.outcome}' simulated from the fitted model (one posterior draw "
-            f"per replicate, residual noise, new firm effects) with {held} held at the "
-            f"sample mean; {len(tasks)} replicate(s)")
+            f"per replicate; new group, group-time and unit effects from their fitted "
+            f"distributions; residual noise) with {held} held at the sample mean; "
+            f"{len(tasks)} replicate(s)")
     rows = [zero_row(DUMMY, effect, real_stats(ctx.result, effect), summaries,
                      require_diagnostics=opts.require_diagnostics, what=what)
             for effect in ctx.effect_names()]

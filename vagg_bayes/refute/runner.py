@@ -47,7 +47,6 @@ import multiprocessing
 import sys
 import threading
 import time
-import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -260,6 +259,7 @@ def _fork_execute(job: tuple[int, RefitTask]) -> tuple[int, RefitSummary]:
 # Dask: one state per worker process, keyed by the payload's fingerprint
 _DASK_STATES: dict[str, WorkerState] = {}
 _DASK_LOCK = threading.Lock()
+_DASK_KEEP = 2  # fitted analyses a Dask worker keeps (the oldest is dropped first)
 
 
 def _dask_state(key: str, payload: tuple) -> WorkerState:
@@ -273,6 +273,8 @@ def _dask_state(key: str, payload: tuple) -> WorkerState:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 analysis.fit(data, tables=False)
+            while len(_DASK_STATES) >= _DASK_KEEP:  # a long-lived worker serves many runs
+                _DASK_STATES.pop(next(iter(_DASK_STATES)))
             _DASK_STATES[key] = WorkerState(analysis, data, settings=settings)
         return _DASK_STATES[key]
 
@@ -550,8 +552,3 @@ def format_failures(summaries: Sequence[RefitSummary], limit: int = 3) -> str:
     shown = "; ".join(f"replicate {s.index}: {s.error}" for s in failed[:limit])
     more = f"; {len(failed) - limit} more" if len(failed) > limit else ""
     return f"{len(failed)} of {len(summaries)} refits failed ({shown}{more})"
-
-
-def traceback_text() -> str:
-    """Return the current exception's traceback (for notes)."""
-    return traceback.format_exc()
