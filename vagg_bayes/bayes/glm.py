@@ -219,10 +219,10 @@ class _Rows:
 
 @functools.cache
 def _make_loglik_op():
+    import pytensor.tensor as pt
     from pytensor.gradient import DisconnectedType
     from pytensor.graph.basic import Apply
     from pytensor.graph.op import Op
-    import pytensor.tensor as pt
 
     class LogitLoglik(Op):
         """Log-likelihood of a logistic regression, with its gradient as extra outputs.
@@ -620,6 +620,22 @@ def _whitening(design: Design, cols: _Columns, prefit: Prefit, lam: np.ndarray) 
 # --------------------------------------------------------------------------- the model
 
 
+def _data_values(white: _Whitening, cols: _Columns, lam: np.ndarray, q: int) -> dict:
+    """The logit model's data-dependent numbers (its shared variables besides the priors):
+    whitening, group-level values and means, centring weights."""
+    values = {"pop_shift": white.pop_shift, "pop_scale": white.pop_scale,
+              "group_level_values": cols.group_level_values,
+              "row_level_means": cols.row_level_means}
+    for a in range(q):
+        values[f"coord_mean{a}"] = white.coord_mean[:, a]
+        values[f"chol{a}{a}"] = white.coord_chol[:, a, a]
+        values[f"lam{a}"] = lam[:, a]
+    if q == 2:
+        values["chol10"] = white.coord_chol[:, 1, 0]
+        values["xbar"] = cols.slope_means
+    return values
+
+
 def build_logit_model(
     design: Design,
     priors: Priors,
@@ -699,21 +715,10 @@ def build_logit_model(
     # Every data-dependent number is a shared variable: a literal would be compiled
     # into the C code, which would then be rebuilt for each data set.
     sh = {
-        "pop_shift": white.pop_shift, "pop_scale": white.pop_scale,
-        "group_level_values": cols.group_level_values,
-        "row_level_means": cols.row_level_means,
-        "theta_mu": np.asarray(priors.theta_mu, dtype=float),
-        "theta_sd": np.asarray(priors.theta_sd, dtype=float),
-        "tau_scale": np.asarray(priors.tau_scale, dtype=float),
-        "lkj_eta": np.asarray(priors.lkj_eta, dtype=float),
+        **_data_values(white, cols, lam, q),
+        "theta_mu": priors.theta_mu, "theta_sd": priors.theta_sd,
+        "tau_scale": priors.tau_scale, "lkj_eta": priors.lkj_eta,
     }
-    for a in range(q):
-        sh[f"coord_mean{a}"] = white.coord_mean[:, a]
-        sh[f"chol{a}{a}"] = white.coord_chol[:, a, a]
-        sh[f"lam{a}"] = lam[:, a]
-    if q == 2:
-        sh["chol10"] = white.coord_chol[:, 1, 0]
-        sh["xbar"] = cols.slope_means
     sh = {k: pytensor.shared(np.asarray(v, dtype=float), name=k) for k, v in sh.items()}
 
     with pm.Model(coords=coords) as model:
@@ -813,17 +818,7 @@ def build_logit_model(
         new_lam = centring_weights(new_design, parameterization,
                                    group_sd=new_prefit.tau * np.exp(-new_prefit.log_tau_sd))
         new_white = _whitening(new_design, new_cols, new_prefit, new_lam)
-        values = {"pop_shift": new_white.pop_shift, "pop_scale": new_white.pop_scale,
-                  "group_level_values": new_cols.group_level_values,
-                  "row_level_means": new_cols.row_level_means}
-        for a in range(q):
-            values[f"coord_mean{a}"] = new_white.coord_mean[:, a]
-            values[f"chol{a}{a}"] = new_white.coord_chol[:, a, a]
-            values[f"lam{a}"] = new_lam[:, a]
-        if q == 2:
-            values["chol10"] = new_white.coord_chol[:, 1, 0]
-            values["xbar"] = new_cols.slope_means
-        for key, value in values.items():
+        for key, value in _data_values(new_white, new_cols, new_lam, q).items():
             sh[key].set_value(np.asarray(value, dtype=float))
         loglik_op.rows = new_rows
         new_centred = new_lam > 0.5
