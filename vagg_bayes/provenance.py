@@ -61,3 +61,29 @@ def command_manifest(argv: list[str], data_path: Path | None, seed: int) -> dict
         "data_file": str(data_path) if data_path else None,
         "data_file_sha256": file_sha256(data_path) if data_path else None,
     }
+
+
+def spec_record(spec):
+    """A spec as a JSON-able record without its source path (two copies of one spec match)."""
+    if hasattr(spec, "to_dict"):
+        record = spec.to_dict()
+        record.pop("source", None)
+        return record
+    return repr(spec)
+
+
+def run_fingerprint(analysis, data: pd.DataFrame) -> str:
+    """SHA-256 of what every refit of a run shares: the data, the spec, the settings.
+
+    Keys the resume caches of ``refute`` and ``compare`` (``OUT/refits/``): a cached refit
+    is reused only by a run with the same data, spec and sampler settings.
+    """
+    import json
+
+    settings = analysis.settings
+    settings = dict(settings.to_dict()) if hasattr(settings, "to_dict") else repr(settings)
+    if isinstance(settings, dict):
+        settings.pop("cores", None)  # where chains run does not change the draws
+    record = {"data": frame_hash(data), "spec": spec_record(analysis.spec),
+              "settings": settings, "prior_scale": getattr(analysis, "prior_scale", 1.0)}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()

@@ -256,12 +256,15 @@ def heldout_loglik(result, refit, heldout: pd.DataFrame, unit: str,
 
 def refit_units(analysis, result, data: pd.DataFrame, unit: str, targets: list[int],
                 labels: np.ndarray | None, units: np.ndarray, *, folds: int | None,
-                seed: int = 0) -> tuple[dict, list[str]]:
+                seed: int = 0, cache=None, model: str = "model") -> tuple[dict, list[str]]:
     """Exact held-out log predictive densities by refitting without the units.
 
     ``folds=None``: one refit per unit in ``targets`` (brms's ``reloo``); else the
     units are split into ``folds`` folds (a seeded permutation) and every unit gets
     its value from the refit without its fold (brms's ``kfold``; ``targets`` ignored).
+    Each refit draws its new-group effects from its own stream (``SeedSequence`` of the
+    seed and the block), so a refit read back from ``cache``
+    (:class:`~vagg_bayes.compare.cache.RefitCache`) leaves the others' numbers unchanged.
 
     Returns
     -------
@@ -271,31 +274,43 @@ def refit_units(analysis, result, data: pd.DataFrame, unit: str, targets: list[i
         Refits whose diagnostics failed.
     """
     from vagg_bayes.bayes.diagnostics import ConvergenceWarning
+    from vagg_bayes.provenance import run_fingerprint
 
-    rng = np.random.default_rng(seed)
     if folds is None:
         blocks = [[t] for t in targets]
     else:
-        order = rng.permutation(len(units))
+        order = np.random.default_rng(seed).permutation(len(units))
         blocks = [sorted(order[k::folds].tolist()) for k in range(folds)]
         blocks = [b for b in blocks if b]
     seeds = analysis.replicate_seeds(len(blocks))
+    run = run_fingerprint(analysis, data) if cache is not None else ""
     values, notes = {}, []
-    for block, s in zip(blocks, seeds, strict=True):
-        if unit == "group":
-            rows = np.isin(labels, units[block])
-        else:
-            rows = np.zeros(len(data), dtype=bool)
-            rows[np.asarray(units[block], dtype=int)] = True
-        kept = data.loc[~rows]
-        held = data.loc[rows]
-        held.index = np.flatnonzero(rows)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            refit = analysis.refit(kept.reset_index(drop=True), seed=s, loglik=False)
-        if not refit.diagnostics.passed:
-            notes.append(f"refit without {', '.join(str(units[b]) for b in block[:3])}"
+    for b, (block, s) in enumerate(zip(blocks, seeds, strict=True)):
+        key = {"run": run, "unit": unit, "left_out": [str(units[i]) for i in block],
+               "seed": [str(getattr(s, "entropy", s)), list(getattr(s, "spawn_key", ()))],
+               "stream": seed}
+        record = cache.load(model, b, key) if cache is not None else None
+        if record is None:
+            if unit == "group":
+                rows = np.isin(labels, units[block])
+            else:
+                rows = np.zeros(len(data), dtype=bool)
+                rows[np.asarray(units[block], dtype=int)] = True
+            kept = data.loc[~rows]
+            held = data.loc[rows]
+            held.index = np.flatnonzero(rows)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                refit = analysis.refit(kept.reset_index(drop=True), seed=s, loglik=False)
+            rng = np.random.default_rng(np.random.SeedSequence([seed, b]))
+            got = heldout_loglik(result, refit, held, unit, labels, units, rng)
+            record = {"values": {str(i): v for i, v in got.items()},
+                      "passed": bool(refit.diagnostics.passed)}
+            if cache is not None:
+                cache.save(model, b, key, record)
+        if not record["passed"]:
+            notes.append(f"refit without {', '.join(str(units[i]) for i in block[:3])}"
                          f"{' ...' if len(block) > 3 else ''} failed its diagnostics")
-        values.update(heldout_loglik(result, refit, held, unit, labels, units, rng))
+        values.update({int(i): float(v) for i, v in record["values"].items()})
     return values, notes

@@ -243,7 +243,8 @@ def _loo_group(results: dict, unit: str, group: str | None, data) -> tuple:
 def compare(results: dict, loo: str = "group", *, group: str | None = None,
             data: pd.DataFrame | None = None, analyses: dict | None = None,
             k_threshold: float = K_THRESHOLD, reloo_max: int = RELOO_MAX,
-            folds: int = FOLDS, seed: int = 0) -> Comparison:
+            folds: int = FOLDS, seed: int = 0, cache_dir: str | Path | None = None,
+            resume: bool = False) -> Comparison:
     """Compare fitted models by PSIS-LOO on one unit; stacking weights.
 
     Parameters
@@ -270,6 +271,12 @@ def compare(results: dict, loo: str = "group", *, group: str | None = None,
     folds : int, default 10
     seed : int, default 0
         Seeds the folds, the refits and the mixture of :meth:`Comparison.averaged_effects`.
+    cache_dir : path, optional
+        Resume cache of the exact refits (the command line uses ``OUT/refits``): every
+        finished refit is kept there as it ends.
+    resume : bool, default False
+        Read finished refits back from ``cache_dir`` instead of refitting them (an
+        interrupted run continues; the numbers equal an uninterrupted run's).
 
     Returns
     -------
@@ -306,6 +313,11 @@ def compare(results: dict, loo: str = "group", *, group: str | None = None,
     else:
         units = np.arange(next(iter(results.values())).fits[OUTCOME].design.n)
     unit_names = [str(u) for u in units]
+    cache = None
+    if cache_dir is not None and analyses and data is not None:
+        from vagg_bayes.compare.cache import RefitCache
+
+        cache = RefitCache(cache_dir, resume=resume)
     elpds, extra = {}, {}
     for name, r in results.items():
         ll = pointwise(r, name, loo, labels, units)
@@ -317,7 +329,8 @@ def compare(results: dict, loo: str = "group", *, group: str | None = None,
         if high.size and analysis is not None and data is not None:
             use_folds = None if high.size <= reloo_max else min(folds, len(units))
             values, problems = refit_units(analysis, r, data, loo, high.tolist(), labels,
-                                           units, folds=use_folds, seed=seed)
+                                           units, folds=use_folds, seed=seed, cache=cache,
+                                           model=name)
             elpd = _replace(elpd, ll, values, k_threshold, all_units=use_folds is not None)
             info["method"] = "psis+reloo" if use_folds is None else f"kfold({use_folds})"
             info["n_refits"] = int(high.size if use_folds is None else use_folds)
@@ -394,7 +407,8 @@ def _check_spec_unit(name: str, spec, panel: pd.DataFrame, loo: str, source: str
 
 def compare_specs(specs: dict, data: pd.DataFrame, settings=None, *, loo: str = "group",
                   group: str | None = None, source: str = "data", seed: int = 0,
-                  reloo: bool = True) -> Comparison:
+                  reloo: bool = True, cache_dir: str | Path | None = None,
+                  resume: bool = False) -> Comparison:
     """Fit every spec to ``data`` and :func:`compare` them (what ``vagg-bayes compare`` runs).
 
     Parameters
@@ -407,6 +421,7 @@ def compare_specs(specs: dict, data: pd.DataFrame, settings=None, *, loo: str = 
         The data's name in messages.
     reloo : bool, default True
         Refit high-k units exactly.
+    cache_dir, resume : see :func:`compare`
 
     Raises
     ------
@@ -439,8 +454,13 @@ def compare_specs(specs: dict, data: pd.DataFrame, settings=None, *, loo: str = 
         if len(groups) != 1:
             _loo_group({n: _SpecOnly(s) for n, s in specs.items()}, loo, None, None)
     analyses, results = {}, {}
-    for name, spec in specs.items():
+    from vagg_bayes import progress
+
+    for k, (name, spec) in enumerate(specs.items()):
+        progress.stage(f"model {name} {k + 1}/{len(specs)} ...")
         analyses[name] = Analysis(spec, settings)
         results[name] = analyses[name].fit(data, source=source, tables=False)
+    progress.stage(f"leave-one-{loo}-out and stacking ...")
     return compare(results, loo, group=group, data=data,
-                   analyses=analyses if reloo else None, seed=seed)
+                   analyses=analyses if reloo else None, seed=seed, cache_dir=cache_dir,
+                   resume=resume)
