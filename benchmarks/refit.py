@@ -6,8 +6,11 @@ compiles, adapts NUTS and samples); then ``--refits`` refits on data with the tr
 permuted (new seeds from ``Analysis.replicate_seeds``), each reusing the compiled model,
 the frozen priors, the encoding and the first fit's NUTS adaptation (warm start); for
 comparison the same refits adapted afresh (``warm=False``, what a refit cost before warm
-starts). The median refit times are printed beside the fit time, and whether a refit on
-the first data with the first seed reproduced the fit's draws.
+starts) and, for models with a compiled twin of their log density (the collapsed
+Gaussian model), the same warm refits with NUTS evaluating the PyTensor graph instead
+(``sample.COMPILED_TWIN = False``, what a refit cost before the twin). The median refit
+times are printed beside the fit time, and whether a refit on the first data with the
+first seed reproduced the fit's draws.
 
 Run from the repository root::
 
@@ -33,6 +36,7 @@ from _common import machine, make_case_data  # noqa: E402
 def main() -> None:
     """Time fit and refits; print the table."""
     from vagg_bayes import Analysis, SamplerSettings, Spec
+    from vagg_bayes.bayes import sample
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", nargs="+", default=["gaussian", "bernoulli"])
@@ -56,25 +60,35 @@ def main() -> None:
             start = time.perf_counter()
             first = analysis.fit(data, tables=False)
             fit_s = time.perf_counter() - start
-            times, cold = [], []
+            times, cold, graph = [], [], []
+            twin = family == "gaussian"  # the collapsed model has a compiled twin
             rng = np.random.default_rng(0)
             for seed in analysis.replicate_seeds(args.refits):
                 permuted = data.assign(x=rng.permutation(data["x"].to_numpy()))
-                for warm, out in ((True, times), (False, cold)):
+                runs = [(True, True, times), (False, True, cold)]
+                if twin:
+                    runs.append((True, False, graph))
+                for warm, use_twin, out in runs:  # interleaved: same load for all three
+                    sample.COMPILED_TWIN = use_twin
                     start = time.perf_counter()
                     analysis.refit(permuted, seed=seed, warm=warm)
                     out.append(time.perf_counter() - start)
+                sample.COMPILED_TWIN = True
             again = analysis.refit(data)
         same = bool(np.array_equal(first.effect_draws["total"], again.effect_draws["total"]))
+        graph_med = statistics.median(graph) if graph else float("nan")
         rows.append((family, fit_s, statistics.median(times), min(times),
-                     statistics.median(cold), same))
+                     statistics.median(cold), graph_med, same))
         print(f"{family}: fit {fit_s:.1f} s, refits {[round(t, 2) for t in times]}, "
-              f"cold refits {[round(t, 2) for t in cold]}", flush=True)
+              f"cold refits {[round(t, 2) for t in cold]}, "
+              f"graph refits {[round(t, 2) for t in graph]}", flush=True)
     print("\n| family | fit s (compile + adapt + sample) | median refit s (warm) | fastest refit s "
-          "| median refit s (adapted afresh) | refit on the first data reproduces the fit |"
-          "\n|---|---:|---:|---:|---:|---|")
-    for family, fit_s, med, low, cold_med, same in rows:
-        print(f"| {family} | {fit_s:.1f} | {med:.2f} | {low:.2f} | {cold_med:.2f} | {same} |")
+          "| median refit s (adapted afresh) | median refit s (warm, graph not twin) "
+          "| twin speed-up | refit on the first data reproduces the fit |"
+          "\n|---|---:|---:|---:|---:|---:|---:|---|")
+    for family, fit_s, med, low, cold_med, graph_med, same in rows:
+        print(f"| {family} | {fit_s:.1f} | {med:.2f} | {low:.2f} | {cold_med:.2f} "
+              f"| {graph_med:.2f} | {graph_med / med:.2f}x | {same} |")
 
 
 if __name__ == "__main__":

@@ -383,11 +383,17 @@ def build_collapsed_model(
     a = {key: pytensor.shared(val, name=key) for key, val in a_np.items()}
     pri = {key: pytensor.shared(val, name=key) for key, val in pri_np.items()}
 
+    from vagg_bayes.bayes.collapsed_kernel import CollapsedPosterior
+
+    # The same log posterior and gradient in one compiled loop: PyMC's NUTS calls it
+    # instead of the graph below (ChainSampler), and the mode search uses it.
+    fast = CollapsedPosterior(a_np, pri_np, q)
     m, C, converged = np.zeros(k), np.eye(k), False
     logp_grad = None
     if whiten:
-        logp_grad = compile_logp_grad(lambda v: _unconstrained_logp(v, a, pri, p, q)[0])
+        logp_grad = fast.unwhitened
         m, C, converged = _whitening(logp_grad, stats, priors, p, q)
+    fast.set_whitening(m, C)
 
     coords = {"term": list(design.terms), "unconstrained": names}
     if q:
@@ -406,16 +412,20 @@ def build_collapsed_model(
         if q == 2:
             pm.Deterministic("corr", corr)
     model.whitening = {"m": m, "C": C, "names": names, "converged": converged}
+    model.fast_logp_dlogp = fast
 
     def update(new_design: Design) -> GroupStats:
         """Point the compiled model at new data of the same spec (frozen priors)."""
         new_stats = group_statistics(new_design)
-        for key, val in _stat_arrays(new_stats).items():
+        arrays = _stat_arrays(new_stats)
+        for key, val in arrays.items():
             a[key].set_value(val)
+        fast.set_data(arrays)
         if logp_grad is not None:
             m_new, C_new, ok = _whitening(logp_grad, new_stats, priors, p, q)
             m_sh.set_value(m_new)
             C_sh.set_value(C_new)
+            fast.set_whitening(m_new, C_new)
             model.whitening = {"m": m_new, "C": C_new, "names": names, "converged": ok}
         return new_stats
 

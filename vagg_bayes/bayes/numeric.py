@@ -4,7 +4,9 @@ Every function takes any real array (``+-inf`` included where noted) and uses Nu
 vectorised (SIMD) ``exp`` and ``log`` rather than ``log1p`` or ``where``, which are
 not vectorised.
 
-May import: numpy.
+Also :func:`numba_jit`, how every numba kernel of the package is compiled.
+
+May import: numpy, numba (lazily).
 """
 
 from __future__ import annotations
@@ -69,3 +71,18 @@ def log_expit(x) -> np.ndarray:
     out = softplus(-np.asarray(x, dtype=float))
     np.negative(out, out=out)
     return out
+
+
+def numba_jit(func):
+    """Compile ``func`` with numba, cached on disk where numba finds a writable place.
+
+    That is next to the module of ``func``, else the user's cache folder; where numba
+    finds none (a read-only install without a writable home), it compiles afresh in each
+    process.
+    """
+    import numba
+
+    try:
+        return numba.njit(cache=True, error_model="numpy")(func)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(error_model="numpy")(func)

@@ -139,6 +139,10 @@ def child_seed(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
 
 #: child of a run's seed that seeds its first (cold) adaptation
 _ADAPT_CHILD = 0xADA
+#: PyMC's NUTS evaluates a model's compiled twin of its log density
+#: (``model.fast_logp_dlogp``, same values) instead of the PyTensor graph when the model
+#: has one; False always uses the graph (benchmarks compare the two)
+COMPILED_TWIN = True
 
 # InferenceData name -> the NUTS step's own name (as pymc.sample renames them)
 _STATS = {"diverging": "diverging", "tree_depth": "depth", "n_steps": "tree_size",
@@ -231,6 +235,9 @@ class ChainSampler:
         step.potential = potential
         step.step_adapt = step_adapt
         step.integrator = CpuLeapfrogIntegrator(potential, step._logp_dlogp_func)
+        fast = getattr(self.model, "fast_logp_dlogp", None) if COMPILED_TWIN else None
+        if fast is not None:  # the model's compiled twin of its graph (same values)
+            step.integrator._logp_dlogp_func = lambda q, _info: fast(q)
         step.set_rng(rng)
         step.step_adapt.reset()
         step.reset()
@@ -253,7 +260,8 @@ class ChainSampler:
 
         step = self.step
         tune, draws = self._lengths[1:]
-        self._use(QuadPotentialDiag(np.asarray(variance, dtype=float)),
+        potential = QuadPotentialDiag(np.asarray(variance, dtype=float))
+        self._use(potential,
                   _WarmDualAverage(step_size, self.target_accept),
                   np.random.default_rng(seed))
         step.tune = bool(tune)
