@@ -20,7 +20,10 @@ def test_csv_files_are_the_summary(fitted, tmp_path):
         on_disk = pd.read_csv(tmp_path / name)
         pd.testing.assert_frame_equal(on_disk, fitted.summary(table), check_exact=True)
     idata = az.from_netcdf(tmp_path / "posterior.nc")
-    assert "log_likelihood" in idata.groups() and "effect" in idata.posterior
+    assert "log_likelihood" in idata.groups() and "effects" in idata.posterior.data_vars
+    total = idata.posterior["effects"].sel(effect="total").values  # the draws themselves
+    assert total.shape == fitted.effect_draws["total"].shape
+    assert (total == fitted.effect_draws["total"]).all()
     assert idata.log_likelihood["y"].sizes["group"] == 15
 
 

@@ -72,6 +72,11 @@ def _coefficient_draws(fit: EquationFit, spec: Spec, prefix: str = "") -> dict:
         # its path to the outcome across groups
         name = f"corr_paths({group}:{fit.varying_terms[-1]})"
         out[prefix + name] = np.asarray(fit.idata.posterior["path_corr"])
+    if fit.idata is not None and "extra" in fit.idata.posterior:
+        # further named parameters (the IV model's rho and control-function slopes)
+        extra = fit.idata.posterior["extra"]
+        for k, name in enumerate(extra["extra_term"].values):
+            out[prefix + str(name)] = np.asarray(extra)[..., k]
     return out
 
 
@@ -180,27 +185,34 @@ class EstimateResult:
         raise KeyError(f"Unknown table {table!r}; valid tables are: {', '.join(valid)}.")
 
     def _within_between(self) -> pd.DataFrame:
-        """Within-unit and between-unit slopes of every regressor with a unit mean.
+        """Within and between slopes of every regressor with a unit or group mean.
 
         With ``unit_effects = "within"`` each time-varying regressor ``x`` has its unit
         mean beside it (Mundlak): the coefficient of ``x`` is the within-unit slope, the
         sum of both the between-unit slope, and the mean's coefficient their difference
         (a Bayesian Hausman contrast: far from zero, the unit effects are correlated
-        with ``x`` and a model without them would be biased). Columns ``equation, term,
-        slope`` (within, between, difference) and the usual summary columns.
+        with ``x`` and a model without them would be biased). With ``group_means = true``
+        the same at the group level for each regressor with a group mean (within-group
+        and between-group slopes; far from zero, a group-level confounder). Columns
+        ``equation, term, slope`` (within, between, difference), the usual summary
+        columns, and last ``level`` (``unit`` or ``group``).
         """
         frames = []
         for name, fit in self.fits.items():
             terms = fit.design.terms
-            for k, km in fit.design.mundlak:
+            pairs = [(k, km, "unit") for k, km in fit.design.mundlak]
+            pairs += [(k, km, "group") for k, km in fit.design.group_mundlak]
+            for k, km, level in pairs:
                 within, diff = fit.beta[..., k], fit.beta[..., km]
                 frame = summarize_draws({"within": within, "between": within + diff,
                                          "difference": diff}, "slope")
                 frame.insert(0, "term", terms[k])
                 frame.insert(0, "equation", self.spec.outcome if name == OUTCOME else name)
+                frame["level"] = level
                 frames.append(frame)
         if not frames:
-            raise KeyError("within_between needs repeated units and unit_effects = \"within\".")
+            raise KeyError("within_between needs repeated units and unit_effects = \"within\", "
+                           "or group_means = true.")
         return pd.concat(frames, ignore_index=True)
 
     @property
@@ -357,6 +369,21 @@ class EstimateResult:
         ]
         lines += [f"  - {p}" for p in self.diagnostics.problems]
         lines += [f"  note: {n}" for n in self.diagnostics.notes]
+        first_stage = self.meta.get("first_stage") or {}
+        if first_stage:
+            lines.append(f"First stage ({', '.join(first_stage['instruments'])}): F "
+                         f"{first_stage['f']:.2f} ({first_stage['f_kind']}), partial R² "
+                         f"{first_stage['partial_r2']:.4f}.")
+            if first_stage.get("warning"):
+                lines.append(f"  - {first_stage['warning']}")
+        pre_trend = self.meta.get("design_checks", {}).get("pre_trend")
+        if pre_trend and pre_trend.get("passed") is not None:
+            lines.append(
+                f"Pre-trend check (leads of the shock design): "
+                f"{'passes' if pre_trend['passed'] else 'FAILS'} (joint_prob "
+                f"{pre_trend['joint_prob']:.3f}; leads whose 94% HDI covers 0: "
+                f"{sum(pre_trend['leads_cover_zero'].values())} of "
+                f"{len(pre_trend['leads_cover_zero'])}); see pre_trend.csv.")
         return "\n".join(lines)
 
     # ----------------------------------------------------------------- files
@@ -396,7 +423,7 @@ class EstimateResult:
             write_csv(out / f"{name}.csv", self.summary(name))
         if self.ranks_groups:
             write_csv(out / "group_ranking.csv", self.summary("group_ranking"))
-        if any(f.design.mundlak for f in self.fits.values()):
+        if any(f.design.mundlak or f.design.group_mundlak for f in self.fits.values()):
             write_csv(out / "within_between.csv", self.summary("within_between"))
         for name, draw in self.figures.items():
             write_atomic(out / name, draw)
@@ -404,6 +431,9 @@ class EstimateResult:
         diag["sampler"] = self.settings.to_dict()
         diag["wall_time_s"] = {n: f.wall_time for n, f in self.fits.items()}
         diag["equations"] = {n: f.diagnostics.to_dict() for n, f in self.fits.items()}
+        if "first_stage" in self.meta:  # an instrument's first-stage strength
+            diag["first_stage"] = self.meta["first_stage"]
+        diag.update(self.meta.get("design_checks", {}))  # the shock design's pre_trend
         write_json(out / "diagnostics.json", diag)
         write_atomic(out / "posterior.nc", lambda p: self.posterior().to_netcdf(str(p)))
         from vagg_bayes.provenance import environment
@@ -421,7 +451,8 @@ class EstimateResult:
 
     def posterior(self):
         """One InferenceData: the outcome equation's groups, plus each mediator's posterior
-        as group ``posterior_<mediator>``."""
+        as group ``posterior_<mediator>``; the effect draws are the posterior's variable
+        ``effects`` (dimensions chain, draw, effect)."""
         import arviz as az
 
         idata = self.fits[OUTCOME].idata
@@ -430,7 +461,9 @@ class EstimateResult:
         names = list(self.effect_draws)
         stacked = np.stack([np.asarray(self.effect_draws[n]) for n in names], axis=-1)
         post = idata.posterior.assign(
-            effect=(("chain", "draw", "effect"), stacked)
+            # not named "effect": a variable named like its dimension would be replaced
+            # by the coordinate (and the draws lost from posterior.nc)
+            effects=(("chain", "draw", "effect"), stacked)
         ).assign_coords(effect=names)
         groups = {"posterior": post, **{g: idata[g] for g in idata.groups() if g != "posterior"}}
         groups.update(extra)
