@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--first-seed", type=int, default=100)
+    parser.add_argument("--runs", default="benchmarks/panel_coverage_runs.csv",
+                        help="CSV file for the per-panel rows (overwritten)")
     args = parser.parse_args()
     spec = Spec(outcome="res", treatment="dig", controls=("ctl",), mediators=("med",),
                 unit="fid", group="cid", time="yr")
@@ -105,7 +107,7 @@ def main() -> None:
     from vagg_bayes.report.render import to_markdown
 
     print(to_markdown(table.reset_index(), 3))
-    frame.to_csv("benchmarks/panel_coverage_runs.csv", index=False)
+    frame.to_csv(args.runs, index=False)
 
 
 if __name__ == "__main__":

@@ -134,3 +134,43 @@ def test_ctrl_c_says_where_the_finished_refits_are(files, tmp_path, capsys, monk
     code, _, err = run(["refute", spec, "--data", data, "--out", tmp_path / "o"], capsys)
     assert code == 130
     assert "1 finished refits are kept in" in err and "--resume" in err
+
+
+def refused_part(err):
+    return err.split("cannot run on it: ")[1].split(". Tests that need no refit")[0]
+
+
+SHOCK = SPEC.replace('[data]\n', '[data]\nunit = "plant"\n') + "\n[design]\nshock_year = 2002\n"
+
+
+def test_shock_design_refuses_refit_tests_before_sampling(files, tmp_path, capsys):
+    spec, data = files
+    spec.write_text(SHOCK)
+    out = tmp_path / "o"
+    code, _, err = run(["refute", spec, "--data", data, "--out", out], capsys)
+    assert code == 2 and not out.exists()
+    assert "shock design ([design].shock_year = 2002) cannot be refitted" in err
+    refused = refused_part(err)
+    assert "placebo_time" in refused and "data_subset" in refused
+    assert "posterior_predictive" in refused  # needs predictions the design cannot make
+    assert "graph_independence" not in refused and "unobserved_common_cause" not in refused
+    assert "--tests graph_independence,unobserved_common_cause" in err
+    code, _, err = run(["refute", spec, "--data", data, "--out", out, "--tests",
+                        "unobserved_common_cause,placebo_time"], capsys)
+    assert code == 2 and not out.exists()
+    assert "cannot run on it: placebo_time." in err
+    assert "--tests unobserved_common_cause " in err
+
+
+def test_refit_free_tests_of_a_shock_design_and_instrument_specs_pass_the_check(files):
+    from vagg_bayes.refute import Options, check_request
+    from vagg_bayes.spec import Spec
+
+    _, path = files
+    data = pd.read_csv(path)
+    spec = Spec(outcome="exp_res", treatment="dig", unit="plant", group="town",
+                time="period", shock_year=2002)
+    check_request(spec, data, ["graph_independence", "unobserved_common_cause"], Options())
+    iv = Spec(outcome="exp_res", treatment="dig", unit="plant", group="town", time="period",
+              instrument=("scale_ln",))  # IV refits are supported: nothing refused
+    check_request(iv, data, ["placebo_time", "data_subset"], Options())

@@ -80,3 +80,20 @@ def test_varying_mediator_must_be_a_mediator_and_needs_a_group():
                        "variables": {"outcome": "y", "treatment": "t", "mediators": ["m1"]},
                        "model": {"varying_mediator": "m1"}})
     assert spec.varying_mediator == "m1"
+
+
+def test_group_means_key():
+    base = {"data": {"group": "town"}, "variables": {"outcome": "y", "treatment": "x"}}
+    assert parse_spec(base).group_means is False
+    assert parse_spec({**base, "model": {"group_means": True}}).group_means is True
+    with pytest.raises(SpecError, match=r"\[model\].group_means.*must be a bool"):
+        parse_spec({**base, "model": {"group_means": "yes"}})
+    with pytest.raises(SpecError, match=r"group_means = true.*needs \[data\].group"):
+        parse_spec({"variables": {"outcome": "y", "treatment": "x"},
+                    "model": {"group_means": True}})
+    with pytest.raises(SpecError, match=r"group_means = true.*instrument"):
+        parse_spec({**base, "variables": {"outcome": "y", "treatment": "x",
+                                          "instrument": "z"},
+                    "model": {"group_means": True}})
+    with pytest.raises(SpecError, match=r"Unknown key 'city_means'.*group_means"):
+        parse_spec({**base, "model": {"city_means": True}})

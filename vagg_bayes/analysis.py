@@ -35,6 +35,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from vagg_bayes import progress
 from vagg_bayes.bayes.diagnostics import warn_if_failed
 from vagg_bayes.bayes.fit import EquationModel, child_seed, fit_joint_pair
 from vagg_bayes.bayes.priors import default_priors
@@ -46,6 +47,13 @@ from vagg_bayes.equations import OUTCOME, equation_designs, joint_mediator
 from vagg_bayes.provenance import frame_hash
 from vagg_bayes.report.result import EstimateResult
 from vagg_bayes.spec import Spec
+
+
+def _fitting(name: str, k: int, n: int, spec: Spec, design) -> str:
+    """The stage line of equation ``k`` of ``n``."""
+    what = (f"the outcome equation {spec.outcome}" if name == OUTCOME
+            else f"the mediator equation {name}")
+    return f"fitting {what} {k + 1}/{n} ({design.n} rows) ..."
 
 
 class IdentificationWarning(UserWarning):
@@ -100,6 +108,8 @@ class Analysis:
         self._joint: str | None = None
         self._joint_priors: tuple | None = None
         self._graph_warnings: list[str] = []
+        self._iv = None  # the first fit's IV designs (bayes/iv.py), when spec.instrument
+        self._iv_priors = None
 
     @property
     def fitted(self) -> bool:
@@ -134,6 +144,10 @@ class Analysis:
             Before any sampling, when the spec, the data or the DAG are unusable.
         """
         check_sampler_available(self.settings.sampler)
+        if self.spec.shock_year is not None:  # the shock design (designs/shock.py)
+            return self._fit_shock(data, source)
+        if self.spec.instrument:  # Bayesian IV (bayes/iv.py)
+            return self._fit_iv(data, source=source)
         self._graph_warnings = check_graph(self.spec)
         for message in self._graph_warnings:
             warnings.warn(message, IdentificationWarning, stacklevel=2)
@@ -158,7 +172,73 @@ class Analysis:
                                     joint=True)
                 for name in (self._joint, OUTCOME))
         return self._run(panel, designs, notes, seed_sequence(self.settings.random_seed),
-                         tables=tables)
+                         tables=tables, announce=True)
+
+    def _fit_shock(self, data: pd.DataFrame, source: str) -> EstimateResult:
+        """Fit the shock design: the event-study panel, by an inner Analysis."""
+        from vagg_bayes.designs.shock import event_study_panel, event_study_result
+
+        self._graph_warnings = check_graph(self.spec)
+        for message in self._graph_warnings:
+            warnings.warn(message, IdentificationWarning, stacklevel=3)
+        study = event_study_panel(data, self.spec, source=source)
+        inner = Analysis(study.spec, self.settings, parameterization=self.parameterization,
+                         prior_scale=self.prior_scale)
+        result = event_study_result(inner.fit(study.frame, source=source, tables=False),
+                                    study, self.spec)
+        result.meta["identification_warnings"] = self._graph_warnings
+        self._models, self._designs = inner._models, inner._designs
+        return result
+
+    def _fit_iv(self, data: pd.DataFrame, *, source: str, seed=None,
+                loglik: bool = True) -> EstimateResult:
+        """Bayesian IV (:mod:`vagg_bayes.bayes.iv`): fit, or refit with the first fit's
+        encoding and priors (the model is rebuilt; no compiled model is reused)."""
+        from vagg_bayes.bayes.iv import FIRST_STAGE, default_iv_priors, fit_iv, iv_designs
+        from vagg_bayes.errors import DataWarning
+
+        first = not self.fitted
+        if first:
+            self._graph_warnings = check_graph(self.spec)
+            for message in self._graph_warnings:
+                warnings.warn(message, IdentificationWarning, stacklevel=3)
+        panel = validate_panel(data, self.spec, source=source)
+        ivd = iv_designs(panel, self.spec, reference=None if first else self._iv,
+                         source=source)
+        if first:
+            self._iv, self._iv_priors = ivd, default_iv_priors(ivd, self.prior_scale)
+            self._designs = {FIRST_STAGE: ivd.first, OUTCOME: ivd.outcome}
+            self._models = {}
+        strength = ivd.strength
+        if strength.weak:
+            warnings.warn(strength.warning(), DataWarning, stacklevel=3)
+        seed = seed_sequence(self.settings.random_seed if seed is None else seed)
+        state = int(child_seed(seed, 0).generate_state(1)[0] % (2**31))
+        settings = SamplerSettings(**{**self.settings.to_dict(), "random_seed": state})
+        if first:
+            progress.stage(f"fitting the first stage of {self.spec.treatment} and the outcome "
+                           f"equation {self.spec.outcome} jointly (IV; {len(panel)} rows) ...")
+        start = time.perf_counter()
+        fits = fit_iv(ivd, self._iv_priors, settings, loglik=loglik)
+        outcome = fits[OUTCOME]
+        result = EstimateResult(
+            spec=self.spec, settings=self.settings, fits=fits,
+            effect_draws={"total": outcome.beta[..., outcome.design.treatment_index]},
+            meta={
+                "n_rows": int(len(panel)),
+                "n_groups": int(outcome.design.n_groups),
+                "data_hash": frame_hash(panel),
+                "seed": {"entropy": str(seed.entropy), "spawn_key": list(seed.spawn_key)},
+                "estimate_seconds": time.perf_counter() - start,
+                "identification_warnings": self._graph_warnings,
+                "unit_effects": {n: f.design.unit_effects for n, f in fits.items()},
+                "group_time_effects": {n: f.design.group_time for n, f in fits.items()},
+                "first_stage": strength.to_dict(),
+            },
+        )
+        warn_if_failed(result.diagnostics,
+                       f"The IV model of {self.spec.outcome} on {self.spec.treatment}")
+        return result
 
     def _scaled(self, priors):
         """``priors`` with every scale multiplied by ``prior_scale`` (unchanged at 1)."""
@@ -193,6 +273,14 @@ class Analysis:
         """
         if not self.fitted:
             raise RuntimeError("refit() needs a fitted Analysis: call fit(data) first.")
+        if self.spec.shock_year is not None:
+            from vagg_bayes.errors import SpecError
+
+            raise SpecError("Refits (refutation tests, comparisons, scenarios) of the shock "
+                            "design ([design].shock_year) are not available yet; run "
+                            "`vagg-bayes estimate`, or remove [design].shock_year.")
+        if self.spec.instrument:  # the IV model is rebuilt with the first fit's priors
+            return self._fit_iv(data, source=source, seed=seed, loglik=loglik)
         panel = validate_panel(data, self.spec, source=source)
         designs, notes = equation_designs(panel, self.spec, reference=self._designs)
         seed = seed_sequence(self.settings.random_seed if seed is None else seed)
@@ -200,28 +288,35 @@ class Analysis:
 
     def _run(self, panel: pd.DataFrame, designs: dict, notes: dict,
              seed: np.random.SeedSequence, *, tables: bool, warm: bool = True,
-             loglik: bool = True) -> EstimateResult:
+             loglik: bool = True, announce: bool = False) -> EstimateResult:
         spec = self.spec
         start = time.perf_counter()
+        # stage lines (vagg_bayes.progress): a first fit says what it fits; refits do not
+        say = progress.stage if announce else (lambda message: None)
         fits = {}
         names = list(designs)
         for k, name in enumerate(names):
             if name in self._models:
+                say(_fitting(name, k, len(names), spec, designs[name]))
                 fits[name] = self._models[name].fit(designs[name], seed=child_seed(seed, k),
                                                     warm=warm, loglik=loglik)
         if self._joint is not None:
             state = int(child_seed(seed, len(names)).generate_state(1)[0] % (2**31))
             joint_settings = SamplerSettings(**{**self.settings.to_dict(),
                                                 "random_seed": state})
+            say(f"fitting the mediator equation {self._joint} and the outcome equation "
+                f"{spec.outcome} jointly ({len(names)}/{len(names)}) ...")
             fits[self._joint], fits[OUTCOME] = fit_joint_pair(
                 designs[self._joint], designs[OUTCOME], joint_settings,
                 priors=self._joint_priors)
         fits = {name: fits[name] for name in names}
         extra_tables, figures, extra = {}, {}, {}
+        say("effects ...")
         if spec.mediators:
             dec = decompose(fits[OUTCOME], {m: fits[m] for m in spec.mediators})
             effects = dec.draws
             if tables:
+                say("mediation tables (sensitivity, classical tests, per group) ...")
                 from vagg_bayes.effects.mediation import mediation_tables
 
                 extra_tables, extra, figures = mediation_tables(

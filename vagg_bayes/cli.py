@@ -8,7 +8,7 @@
     vagg-bayes refute   SPEC --data FILE --out DIR [--tests NAME,...] [--placebos N]
                         [--workers N] [--scheduler ADDR] [--strata COL]
                         [--drop-groups A,B] [--resume] [--draws --tune --chains --seed]
-    vagg-bayes compare  SPEC SPEC... --data FILE --out DIR [--loo group|row]
+    vagg-bayes compare  SPEC SPEC... --data FILE --out DIR [--loo group|row] [--resume]
                         [--loo-group COL] [--no-refits] [--draws --tune --chains --seed]
     vagg-bayes scenario SPEC --data FILE --out DIR (--shift X | --set X | --to-quantile Q)
                         [--groups G,...] [--threshold T] [--draws --tune --chains --seed]
@@ -17,6 +17,12 @@
                         [--winsorize LO,HI] [--annual] [--city COL] [--counterfactual]
     vagg-bayes measure  index --data FILE --out DIR --indicators A,B,... [--negative A,...]
                         [--by COL,...] [--name NAME]
+    vagg-bayes report   DIR [DIR...]
+    vagg-bayes table    DIR... [--format latex|markdown|html] [--out FILE] [--data FILE]
+                        [--no-twfe]
+
+The commands that fit (and ``demo``) print one stage line per step on standard error
+(:mod:`vagg_bayes.progress`) and take ``--quiet`` to print none (warnings still show).
 
 Exit status 0 on success, 2 on bad input (a one-paragraph message naming the file,
 column or key and the fix; no traceback). Heavy libraries are imported only once the
@@ -72,18 +78,40 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true",
                       help="smaller panel and fewer draws (a few minutes)")
     demo.add_argument("--seed", type=_positive("--seed", 0), default=20241)
+    _quiet_option(demo)
 
     est = sub.add_parser("estimate", help="estimate the effects declared in a TOML spec")
     est.add_argument("spec", type=Path, metavar="SPEC", help="TOML spec file")
     est.add_argument("--data", type=Path, required=True, metavar="FILE",
                      help="CSV or Parquet panel")
     est.add_argument("--out", type=Path, required=True, metavar="DIR", help="results folder")
+    est.add_argument("--shock-year", type=int, default=None, metavar="YEAR",
+                     help="the shock design: overrides [design] shock_year of the spec")
     _sampler_options(est)
     _refute_parser(sub)
     _compare_parser(sub)
     _scenario_parser(sub)
     _measure_parser(sub)
+    _table_parser(sub)
+    _report_parser(sub)
     return parser
+
+
+def _report_parser(sub) -> None:
+    rep = sub.add_parser(
+        "report", help="rebuild the self-contained HTML report (report.html) of results "
+        "folders, without refitting",
+        description="Build one self-contained HTML page (no network: figures and style "
+        "inline) from the files of one or more results folders, without refitting. "
+        "Several folders make ONE combined report, written to report.html in the FIRST "
+        "folder: its total effect is the headline sentence, and the effects of every "
+        "folder share the forest plot and the tables (e.g. `vagg-bayes report baseline/ "
+        "mechanisms/ robustness/`). Each folder's nested results folders (the demo's "
+        "mechanisms/ and scenarios/) are included. Sections whose files are absent are "
+        "left out with a note.")
+    rep.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
+                     help="results folders (the --out of estimate, refute, compare, "
+                     "scenario or demo); the first one leads and receives report.html")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -116,7 +144,19 @@ def _refute_parser(sub) -> None:
     _sampler_options(ref)
 
 
+def _quiet_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (stage lines and progress bars) on standard error; "
+                   "warnings and errors are still shown")
+
+
+def _progress_bar(args) -> bool | None:
+    """The refutation progress bar: none with --quiet, else on a terminal."""
+    return False if getattr(args, "quiet", False) else None
+
+
 def _sampler_options(p: argparse.ArgumentParser) -> None:
+    _quiet_option(p)
     p.add_argument("--draws", type=_positive("--draws"), default=1000)
     p.add_argument("--tune", type=_positive("--tune", 0), default=1000)
     p.add_argument("--chains", type=_positive("--chains"), default=2)
@@ -243,6 +283,8 @@ def run_estimate(args, argv: list[str]) -> int:
     from vagg_bayes.spec import load_spec
 
     spec = load_spec(args.spec)
+    if args.shock_year is not None:  # the shock design, from the command line
+        spec = spec.with_(shock_year=args.shock_year)
     from vagg_bayes.bayes.sample import check_sampler_available
 
     check_sampler_available(args.sampler)
@@ -259,6 +301,9 @@ def run_estimate(args, argv: list[str]) -> int:
             result = estimate(data, spec, settings=_settings(args), source=args.data.name)
         finally:
             _CHILDREN_IGNORE_SIGINT = False
+    from vagg_bayes.progress import stage
+
+    stage(f"writing {args.out}/ ...")
     result.write(args.out, manifest=_manifest(argv, args.data, args.seed))
     args.results_written = True  # a Ctrl-C from here on comes after the results
     _report(result, args.out)
@@ -310,7 +355,7 @@ def run_refute(args, argv: list[str]) -> int:
             result = analysis.fit(data, source=args.data.name)
             refutation = refute(analysis, data, tests=tests, options=options, out=args.out,
                                 result=result, resume=args.resume, source=args.data.name,
-                                manifest=manifest)
+                                manifest=manifest, progress=_progress_bar(args))
     except KeyboardInterrupt:
         kept = len(list((args.out / "refits").glob("*.json"))) \
             if (args.out / "refits").is_dir() else 0
@@ -345,6 +390,9 @@ def _compare_parser(sub) -> None:
                      help="the group left out (default: the specs' [data].group)")
     cmp.add_argument("--no-refits", action="store_true",
                      help="report high Pareto k without refitting those units exactly")
+    cmp.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run: exact refits finished in "
+                          "OUT/refits/ are read back, not refitted")
     _sampler_options(cmp)
 
 
@@ -394,11 +442,25 @@ def run_compare(args, argv: list[str]) -> int:
     _check_out_dir(args.out)
     from vagg_bayes.compare import compare_specs
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # each model's diagnostics: in the manifest
-        comparison = compare_specs(specs, data, _settings(args), loo=args.loo,
-                                   group=args.loo_group, source=args.data.name,
-                                   seed=args.seed, reloo=not args.no_refits)
+    cache = args.out / "refits"
+    if args.resume and not cache.is_dir():
+        print(f"vagg-bayes: --resume: no finished refits in {cache}/; starting afresh.",
+              file=sys.stderr)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # each model's diagnostics: in the manifest
+            comparison = compare_specs(specs, data, _settings(args), loo=args.loo,
+                                       group=args.loo_group, source=args.data.name,
+                                       seed=args.seed, reloo=not args.no_refits,
+                                       cache_dir=cache, resume=args.resume)
+    except KeyboardInterrupt:
+        kept = len(list(cache.glob("compare-*.json"))) if cache.is_dir() else 0
+        print(f"vagg-bayes: interrupted (Ctrl-C); {kept} finished refits are kept in "
+              f"{cache}/. Run the same command with --resume to continue.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    from vagg_bayes.progress import stage
+
+    stage(f"writing {args.out}/ ...")
     comparison.write(args.out, manifest=_manifest(argv, args.data, args.seed))
     print(comparison)
     failed = [m for m, r in comparison.results.items() if not r.diagnostics.passed]
@@ -450,6 +512,9 @@ def run_scenario(args, argv: list[str]) -> int:
         warnings.simplefilter("ignore")  # reported below from the result itself
         result = Analysis(spec, _settings(args)).fit(data, source=args.data.name,
                                                       tables=False)
+    from vagg_bayes.progress import stage
+
+    stage("pricing the scenario ...")
     priced = price_scenario(result, shift=args.shift, set_to=args.set_to,
                             to_quantile=args.to_quantile, groups=args.groups,
                             threshold=args.threshold, data=data)
@@ -548,6 +613,44 @@ def _measure_parser(sub) -> None:
                      help="name of the index column (default entropy_index)")
 
 
+def _table_parser(sub) -> None:
+    tab = sub.add_parser("table", help="a paper table of results folders: Bayesian columns "
+                         "beside two-way fixed-effects columns")
+    tab.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
+                     help="results folders of `vagg-bayes estimate` (baseline first, then "
+                     "robustness variants); a mediation fit adds its mediator equations")
+    tab.add_argument("--format", choices=("markdown", "latex", "html"), default="markdown")
+    tab.add_argument("--out", type=Path, default=None, metavar="FILE",
+                     help="write the table to FILE (default: print it)")
+    tab.add_argument("--data", type=Path, default=None, metavar="FILE",
+                     help="the data the folders were estimated on, for the TWFE columns "
+                     "(default: the data file in each folder's manifest.json; its hash is "
+                     "checked)")
+    tab.add_argument("--no-twfe", action="store_true",
+                     help="the Bayesian columns alone (no data needed)")
+
+
+def run_table(args, argv: list[str]) -> int:
+    """``vagg-bayes table``: an esttab-style table of results folders
+    (:func:`vagg_bayes.report.paper.paper_table`). A folder that is not a results
+    folder, or TWFE data that are missing or not the estimate's, exit 2."""
+    from vagg_bayes.report.paper import paper_table
+
+    if args.out is not None and args.out.is_dir():
+        raise VaggBayesError(f"--out {args.out} is a folder; pass a file name such as "
+                             f"{args.out / 'table.tex'}.")
+    table = paper_table(args.dirs, data=args.data, twfe=not args.no_twfe)
+    text = table.render(args.format)
+    if args.out is None:
+        print(text)
+        return 0
+    from vagg_bayes.report.io import write_text
+
+    write_text(args.out, text)
+    print(f"Table ({args.format}, {len(table.columns)} columns) written to {args.out}.")
+    return 0
+
+
 def run_measure(args, argv: list[str]) -> int:
     """``vagg-bayes measure resilience|index``: measures from raw records, as CSV files.
 
@@ -576,6 +679,20 @@ def run_measure(args, argv: list[str]) -> int:
     write_json(args.out / "measure_manifest.json",
                {**_manifest(argv, args.data, getattr(args, "seed", 0)), "files": files})
     print(f"\nResults written to {args.out}/ ({', '.join(files)}, measure_manifest.json).")
+    return 0
+
+
+def run_report(args, argv: list[str]) -> int:
+    """``vagg-bayes report DIR [DIR...]``: one HTML report of the folders, no refitting.
+
+    Written atomically to ``report.html`` in the first folder (see
+    :func:`vagg_bayes.report.html.build_report`). A folder that is not a results folder
+    is a one-paragraph message and exit status 2.
+    """
+    from vagg_bayes.report.html import write_report
+
+    path = write_report(args.dirs)
+    print(f"Report written to {path} (self-contained; open it in a browser).")
     return 0
 
 
@@ -674,7 +791,8 @@ def run_demo(args, argv: list[str]) -> int:
     simulator's truth with whether its 94% HDI covers it; then runs the refutation suite
     on the baseline estimate (``refutations.csv`` in ``--out``) and prints its table, and
     prices the seed paper's three proposals as scenarios (``<out>/scenarios/``,
-    :func:`_demo_scenarios`).
+    :func:`_demo_scenarios`). Last, ``<out>/report.html``: the HTML report of all of it
+    (:func:`vagg_bayes.report.html.write_report`).
     """
     from vagg_bayes.analysis import Analysis
     from vagg_bayes.bayes.sample import SamplerSettings
@@ -727,8 +845,12 @@ def run_demo(args, argv: list[str]) -> int:
         _print_coverage(result, truth)
         if baseline is None:
             baseline = (analysis, result)
-    _demo_refute(*baseline, panel, out, quick=args.quick, seed=args.seed, manifest=manifest)
+    _demo_refute(*baseline, panel, out, quick=args.quick, seed=args.seed, manifest=manifest,
+                 progress=_progress_bar(args))
     _demo_scenarios(baseline[1], panel, out, settings, manifest=manifest)
+    from vagg_bayes.report.html import write_report
+
+    print(f"\nReport (open in a browser): {write_report([out])}")
     print(f"\nDemo finished in {time.perf_counter() - start:.0f} s.")
     return 0
 
@@ -741,7 +863,7 @@ DEMO_REFUTE = ({"placebos": 10, "subsets": 3, "bootstraps": 5, "replicates": 1,
 
 
 def _demo_refute(analysis, result, panel, out: Path, *, quick: bool, seed: int,
-                 manifest: dict) -> None:
+                 manifest: dict, progress: bool | None = None) -> None:
     """Run every refutation test on the baseline estimate and print the table.
 
     ``--quick`` uses so few placebos and bootstrap draws that the randomization and
@@ -759,7 +881,7 @@ def _demo_refute(analysis, result, panel, out: Path, *, quick: bool, seed: int,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         refutation = refute(analysis, panel, result=result, options=options, out=out,
-                            source="panel.parquet", manifest=manifest)
+                            source="panel.parquet", manifest=manifest, progress=progress)
     print(refutation)
     print(f"Refutation tests finished in {time.perf_counter() - started:.0f} s.")
 
@@ -851,6 +973,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vagg-bayes`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from vagg_bayes.progress import reporting
+
+    with reporting(on=not getattr(args, "quiet", False)):
+        return _dispatch(args, argv)
+
+
+def _dispatch(args, argv: list[str]) -> int:
+    """Run the command of ``args``: errors and Ctrl-C become a message and a status."""
     try:
         if args.command == "demo":
             return run_demo(args, argv)
@@ -862,6 +992,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_scenario(args, argv)
         if args.command == "measure":
             return run_measure(args, argv)
+        if args.command == "report":
+            return run_report(args, argv)
+        if args.command == "table":
+            return run_table(args, argv)
         return run_estimate(args, argv)
     except VaggBayesError as exc:
         print(f"vagg-bayes: error: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ The file format is a contract (DESIGN.md section 4.1)::
     mediators  = ["m_cost", "m_speed"]      # optional
     negative_control = "placebo_outcome"   # optional: an outcome the treatment cannot affect
     moderators = ["ownership"]             # optional: categorical columns; effects by level
+    instrument = "phone_x_net"             # optional; string or list: Bayesian IV
 
     [model]
     family        = "gaussian"   # "gaussian" | "bernoulli"
@@ -21,7 +22,13 @@ The file format is a contract (DESIGN.md section 4.1)::
     varying_mediator = "m_cost"      # optional: this mediator's effect on the outcome varies
     unit_effects  = "within"     # repeated units: "within" | "fixed" | "random" | "none"
     group_time_effects = true    # optional; default: on when the treatment varies by group-time
+    group_means   = false        # optional: group (city) means of the regressors (Mundlak)
     graph         = "mechanisms.dot"   # optional, relative to the spec file
+
+    [design]                     # optional: the shock (event-study) design
+    shock_year = 2018            # treatment measured before it, x event-time indicators
+    shock_baseline = "year_before"   # or "pre_mean": the mean over every pre-shock year
+    pretrend_band = 0.05         # optional: |lead| below this counts as no pre-trend
 
 Unknown keys are errors that name the key and list the valid ones.
 """
@@ -41,9 +48,11 @@ UNIT_EFFECTS = ("within", "fixed", "random", "none")
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "data": {"unit": str, "group": str, "time": str},
     "variables": {"outcome": str, "treatment": str, "controls": list, "mediators": list,
-                  "negative_control": str, "moderators": list},
+                  "negative_control": str, "moderators": list, "instrument": list},
     "model": {"family": str, "varying_slope": bool, "varying_mediator": str,
-              "unit_effects": str, "group_time_effects": bool, "graph": str},
+              "unit_effects": str, "group_time_effects": bool, "group_means": bool,
+              "graph": str},
+    "design": {"shock_year": int, "shock_baseline": str, "pretrend_band": (int, float)},
 }
 _REQUIRED = {"variables": ("outcome", "treatment")}
 
@@ -90,6 +99,17 @@ class Spec:
         A random effect for every (group, time) cell, nested in its group (local shocks
         shared by the units of one cell). None: on when the treatment varies at the
         group-time level (constant within cells, varying over time), off otherwise.
+    group_means : bool, default False
+        Mundlak at the group (city) level: every equation with a group gets the group
+        mean (``group_mean(<term>)``) of each regressor that varies within groups, so a
+        regressor's coefficient is its within-group slope (as group fixed effects give),
+        its sum with the mean's coefficient the between-group slope, and the mean's
+        coefficient their difference (``within_between.csv``, ``level = "group"``). For
+        a confounder at the group level (an unobserved, persistent city quality). Not
+        added where unit means already make a slope within-unit (the unit means absorb
+        what is constant in a city), nor under ``unit_effects = "fixed"`` (the unit
+        effects absorb the group means), nor for a regressor constant within groups
+        (its group mean is itself); see :func:`vagg_bayes.bayes.design.build_design`.
     graph : pathlib.Path or None, default None
         DOT file of the causal graph, resolved relative to the spec file.
     negative_control : str or None, default None
@@ -103,6 +123,28 @@ class Spec:
         (``<treatment>:<moderator>[<level>]``), and ``effects.csv`` gains the effect at
         each level and each level's contrast with the reference (first sorted) level.
         A moderator may also be a control; it may not play another role.
+    instrument : tuple of str, default ()
+        Instruments of the treatment (TOML: a string or a list): the treatment's effect is
+        estimated by Bayesian instrumental variables (:mod:`vagg_bayes.bayes.iv`): a first
+        stage (treatment on the instruments and controls) and the outcome equation fitted
+        jointly with correlated errors. Gaussian outcomes only, without mediators,
+        moderators or a varying slope.
+    shock_year : int or None, default None
+        The shock (event-study) design (:mod:`vagg_bayes.designs.shock`; needs
+        ``unit`` and ``time``, a Gaussian outcome, no mediators, moderators, varying
+        slope or instrument): each unit's treatment measured before this year, times an
+        indicator of every year relative to it (the year before is the reference),
+        with the unit effects of ``unit_effects`` and year effects. ``effects.csv``
+        gets ``total`` (the mean of the post-shock event-time effects) and
+        ``event[<k>]`` for every event time ``k``.
+    shock_baseline : {"year_before", "pre_mean"}, default "year_before"
+        The pre-shock treatment: its value in the year before the shock, or its mean
+        over every year before the shock.
+    pretrend_band : float or None, default None
+        Leads (event times before the reference) within +-this band count as no
+        pre-trend in ``P(all leads in band)``; None: a tenth of the outcome's SD per SD
+        of the pre-shock treatment (a lead that moves the outcome by a tenth of its SD
+        for one SD more of exposure).
     source : pathlib.Path or None, default None
         The file the spec was read from (used in messages only).
     """
@@ -119,14 +161,20 @@ class Spec:
     varying_mediator: str | None = None
     unit_effects: str = "within"
     group_time_effects: bool | None = None
+    group_means: bool = False
     graph: Path | None = None
     negative_control: str | None = None
     moderators: tuple[str, ...] = ()
+    instrument: tuple[str, ...] = ()
+    shock_year: int | None = None
+    shock_baseline: str = "year_before"
+    pretrend_band: float | None = None
     source: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         where = f" in {self.source}" if self.source else ""
         _check_names(self, where)
+        _check_design(self, where)
         if self.family not in FAMILIES:
             raise SpecError(
                 f"[model].family{where} must be one of {', '.join(FAMILIES)}; "
@@ -142,6 +190,17 @@ class Spec:
             raise SpecError(
                 f"[model].group_time_effects = true{where} needs [data].group and "
                 "[data].time (the cells are group-time pairs); set both or remove the key."
+            )
+        if self.group_means and self.group is None:
+            raise SpecError(
+                f"[model].group_means = true{where} needs [data].group (the means are "
+                "group means of the regressors); set it or remove the key."
+            )
+        if self.group_means and self.instrument:
+            raise SpecError(
+                f"[model].group_means = true{where} cannot be combined with "
+                "[variables].instrument yet (the IV model has its own group mean of the "
+                "first-stage residual). Remove one of the two keys."
             )
         if self.family == "bernoulli" and self.unit_effects in ("fixed", "random"):
             raise SpecError(
@@ -185,6 +244,7 @@ class Spec:
             ("time", [self.time] if self.time else []),
             ("negative_control", [self.negative_control] if self.negative_control else []),
             ("moderators", list(self.moderators)),
+            ("instrument", list(self.instrument)),
         ):
             for col in cols:
                 roles.setdefault(col, []).append(role)
@@ -217,12 +277,14 @@ class Spec:
                     f"Column '{col}'{where} is named in more than one role ({', '.join(rs)}); "
                     "each column may play one role only. Remove it from all but one."
                 )
+        if self.instrument:
+            _check_instrument(self, where)
 
     @property
     def columns(self) -> list[str]:
         """Every data column the spec names, in a stable order, without repeats."""
         cols = [self.outcome, self.treatment, *self.controls, *self.mediators,
-                *self.moderators]
+                *self.moderators, *self.instrument]
         cols += [c for c in (self.unit, self.group, self.time) if c]
         return list(dict.fromkeys(cols))
 
@@ -237,6 +299,7 @@ class Spec:
         d["controls"] = list(self.controls)
         d["mediators"] = list(self.mediators)
         d["moderators"] = list(self.moderators)
+        d["instrument"] = list(self.instrument)
         d["graph"] = str(self.graph) if self.graph else None
         d["source"] = str(self.source) if self.source else None
         return d
@@ -250,6 +313,7 @@ def _check_names(spec: Spec, where: str) -> None:
     named = [("[variables].outcome", spec.outcome), ("[variables].treatment", spec.treatment),
              *(("[variables].controls", c) for c in spec.controls),
              *(("[variables].mediators", c) for c in spec.mediators),
+             *(("[variables].instrument", c) for c in spec.instrument),
              ("[data].unit", spec.unit), ("[data].group", spec.group),
              ("[data].time", spec.time)]
     for k, (key, name) in enumerate(named):
@@ -260,6 +324,81 @@ def _check_names(spec: Spec, where: str) -> None:
                 f"{key}{where} is {name!r}, not a column name. Write the column's name "
                 "(e.g. \"city_id\"), or remove the key if the role is not used."
             )
+
+
+def _check_instrument(spec: Spec, where: str) -> None:
+    """What an instrumental-variables spec cannot combine with (yet)."""
+    named = ", ".join(spec.instrument)
+    if spec.family != "gaussian":
+        raise SpecError(
+            f"[variables].instrument ({named}){where} is set with family = "
+            f"\"{spec.family}\"; the Bayesian IV model is Gaussian-only for now (a "
+            "bivariate normal first stage and outcome). Set family = \"gaussian\" (a linear "
+            "probability model for a 0/1 outcome) or remove the instrument."
+        )
+    unsupported = [(key, bool(value)) for key, value in (
+        ("[variables].mediators", spec.mediators),
+        ("[variables].moderators", spec.moderators),
+        ("[model].varying_slope", spec.varying_slope),
+        ("[model].varying_mediator", spec.varying_mediator),
+    )]
+    for key, used in unsupported:
+        if used:
+            raise SpecError(
+                f"{key}{where} cannot be combined with [variables].instrument ({named}) yet: "
+                "the IV model estimates the total effect of the treatment with a common "
+                f"slope. Remove {key}, or remove the instrument and fit the mechanisms under "
+                "selection on observables."
+            )
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    """``int``, or ``int or float`` for a tuple of types (in messages)."""
+    if isinstance(expected, tuple):
+        return " or ".join(t.__name__ for t in expected)
+    return expected.__name__
+
+
+SHOCK_BASELINES = ("year_before", "pre_mean")
+
+
+def _check_design(spec: Spec, where: str) -> None:
+    """Check the ``[design]`` keys (the shock design) against the rest of the spec."""
+    if spec.shock_year is None:
+        return
+    if isinstance(spec.shock_year, bool) or not isinstance(spec.shock_year, int):
+        raise SpecError(f"[design].shock_year{where} must be a year (an integer such as "
+                        f"2018); got {spec.shock_year!r}.")
+    if spec.shock_baseline not in SHOCK_BASELINES:
+        raise SpecError(
+            f"[design].shock_baseline{where} must be one of {', '.join(SHOCK_BASELINES)}; "
+            f"got {spec.shock_baseline!r}. \"year_before\" measures the treatment in the "
+            "year before the shock, \"pre_mean\" averages it over the pre-shock years.")
+    band = spec.pretrend_band
+    if band is not None and (isinstance(band, bool) or not isinstance(band, int | float)
+                             or not band > 0 or band == float("inf")):
+        raise SpecError(f"[design].pretrend_band{where} must be a positive number in the "
+                        f"outcome's units (e.g. 0.05); got {band!r}.")
+    missing = [key for key, value in (("[data].time", spec.time), ("[data].unit", spec.unit))
+               if not value]
+    if missing:
+        raise SpecError(
+            f"[design].shock_year (or --shock-year) = {spec.shock_year}{where} needs "
+            f"{' and '.join(missing)}: "
+            "the shock design measures each unit's treatment before the shock and follows "
+            "it year by year. Name the unit (firm) and year columns under [data], or remove "
+            "[design].shock_year.")
+    unsupported = [name for name, on in (
+        ("[variables].mediators", spec.mediators), ("[variables].moderators", spec.moderators),
+        ("[variables].instrument", getattr(spec, "instrument", ())),
+        ("[model].varying_slope = true", spec.varying_slope),
+        ("[model].varying_mediator", spec.varying_mediator),
+        ("[model].family = \"bernoulli\"", spec.family == "bernoulli")) if on]
+    if unsupported:
+        raise SpecError(
+            f"[design].shock_year{where} cannot be combined with {', '.join(unsupported)} "
+            "yet: the shock design fits one Gaussian outcome equation on the event-time "
+            "terms. Remove those keys, or remove [design].shock_year for the usual design.")
 
 
 def parse_spec(doc: dict[str, Any], *, source: Path | None = None) -> Spec:
@@ -300,7 +439,7 @@ def parse_spec(doc: dict[str, Any], *, source: Path | None = None) -> Spec:
                 value = tuple(value)
             elif not isinstance(value, expected):
                 raise SpecError(
-                    f"[{section}].{key}{where} must be a {expected.__name__}; got {value!r} "
+                    f"[{section}].{key}{where} must be a {_type_name(expected)}; got {value!r} "
                     f"({type(value).__name__})."
                 )
             flat[key] = value

@@ -265,3 +265,20 @@ def test_dummy_outcomes_hold_the_treatment_and_draw_every_group_anew(monkeypatch
     assert rows["city"].str.endswith("~simulated").all()
     assert sorted(rows.index) == list(range(16))  # every row once, cities kept whole
     assert all(len(y) == 16 for y in outcomes)
+
+
+@pytest.mark.slow
+def test_time_placebo_drops_a_control_that_varies_only_in_the_last_period(firm_panel_factory):
+    # five periods: the lead drops the last one, where alone 'hit' (a shock exposure)
+    # varies; on the led rows it is constant, so the refit must go on without it
+    data, _ = firm_panel_factory(n_towns=4, n_plants=12, n_periods=5, seed=24,
+                                 direct=0.4, a=0.4)
+    rng = np.random.default_rng(1)
+    last = data["period"] == data["period"].max()
+    data = data.assign(hit=np.where(last, rng.uniform(size=len(data)), 0.0))
+    _, table = _run(data, _spec(controls=("scale_ln", "hit")), "placebo_time")
+    row = table.loc[("placebo_time", "total")]
+    assert row["verdict"] == "pass", row["detail"]
+    assert row["n_failed"] == 0 and row["hdi_low"] < 0 < row["hdi_high"]
+    assert "'hit' dropped from the placebo refit" in row["detail"]
+    assert "'scale_ln'" not in row["detail"]  # a control that still varies is kept

@@ -22,6 +22,7 @@ from vagg_bayes.errors import DataError
 from vagg_bayes.spec import Spec
 
 INTERCEPT = "Intercept"
+GROUP_MEAN = "group_mean("  # prefix of a group-mean term (``group_means``)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +79,16 @@ class Design:
         Column of ``X`` of ``<treatment>:<moderator>[<level>]`` (the treatment times the
         indicator) for each column of ``modifiers``: row ``i``'s treatment slope is the
         treatment's coefficient plus ``modifiers[i] @ beta[interactions]``.
+    group_mundlak : tuple of (int, int)
+        ``(column, group-mean column)`` pairs: the group means added for
+        ``group_means`` (Mundlak at the group level, ``group_mean(<term>)``); the
+        column's coefficient is the within-group slope, the sum of the two the
+        between-group slope.
+    group_means_skipped : tuple of (str, str)
+        ``(term, reason)`` for every regressor that got no group mean although
+        ``group_means`` is on (constant within groups, already identified within units,
+        absorbed by unit fixed effects, or its group mean adds nothing to the group-level
+        columns).
     """
 
     y: np.ndarray
@@ -101,6 +112,8 @@ class Design:
     modifiers: np.ndarray | None = None
     modifier_terms: tuple[str, ...] = ()
     interactions: tuple[int, ...] = ()
+    group_mundlak: tuple[tuple[int, int], ...] = ()
+    group_means_skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def n(self) -> int:
@@ -165,6 +178,7 @@ def build_design(
     reference: Design | None = None,
     source: str = "data",
     moderators: list[str] | None = None,
+    group_means: bool | None = None,
 ) -> Design:
     """Build the design of one equation.
 
@@ -208,6 +222,19 @@ def build_design(
         treatment, ``<treatment>:<moderator>[<level>]``, follow the regressors
         (:attr:`Design.interactions`). With ``reference`` the reference's moderators
         and levels are used instead.
+    group_means : bool, optional
+        Default ``spec.group_means`` (needs ``spec.group``). Adds the group mean of every
+        regressor that varies within groups (``group_mean(<term>)``, Mundlak at the group
+        level: the regressor's coefficient becomes its within-group slope), after the
+        unit means. Left out, each with its reason in
+        :attr:`Design.group_means_skipped`: a regressor constant within groups (its group
+        mean is itself); under ``"within"`` a regressor that varies within units (its
+        slope is already a within-unit one, and the unit means absorb whatever is
+        constant in a group, units being nested in groups); every regressor under
+        ``"fixed"`` (the unit effects absorb group means); a group mean that is a linear
+        combination of the group-level columns already there, or that would leave the
+        group-level columns as many as the groups. With ``reference`` the group means
+        are those of the new rows' groups (as unit means are those of their units).
 
     Returns
     -------
@@ -269,6 +296,13 @@ def build_design(
         unit_codes = unit_index(df, spec)
         if reference is None:
             cols, terms, mundlak, absorbed = _unit_columns(cols, terms, unit_codes, unit_mode)
+    group_pairs: list[tuple[int, int]] = []
+    skipped: list[tuple[str, str]] = []
+    group_means = spec.group_means if group_means is None else group_means
+    if reference is None and group_means and spec.group:
+        n_base = len(terms) - len(mundlak)
+        cols, terms, group_pairs, skipped = _group_columns(
+            cols, terms, n_base, _group_codes(df, spec), unit_codes, unit_mode)
     if reference is not None:
         design = _aligned_design(df, spec, response, reference, dict(zip(terms, cols, strict=True)),
                                  unit_codes, group_time)
@@ -342,6 +376,8 @@ def build_design(
         time_labels=time_labels,
         mundlak=tuple(mundlak),
         absorbed=tuple(absorbed),
+        group_mundlak=tuple(group_pairs),
+        group_means_skipped=tuple(skipped),
     )
     if not moderation:
         return design
@@ -396,6 +432,9 @@ def _aligned_design(df, spec, response, reference: Design, columns: dict, unit_c
             cols.append(columns[term])
         elif term.startswith("mean(") and term[5:-1] in columns and unit_codes is not None:
             cols.append(_unit_means(columns[term[5:-1]], unit_codes))
+        elif (term.startswith(GROUP_MEAN) and term[len(GROUP_MEAN):-1] in columns
+              and spec.group):
+            cols.append(_unit_means(columns[term[len(GROUP_MEAN):-1]], _group_codes(df, spec)))
         elif "[" in term:
             cols.append(np.zeros(n))  # a level these rows do not have
         else:
@@ -420,6 +459,8 @@ def _aligned_design(df, spec, response, reference: Design, columns: dict, unit_c
         varying=reference.varying, x_mean=reference.x_mean, x_sd=reference.x_sd,
         unit_effects=reference.unit_effects, unit_codes=unit_codes, time_codes=time_codes,
         time_labels=time_labels, mundlak=reference.mundlak, absorbed=reference.absorbed,
+        group_mundlak=reference.group_mundlak,
+        group_means_skipped=reference.group_means_skipped,
     )
 
 
@@ -480,12 +521,95 @@ def _unit_columns(cols, terms, codes, mode):
         absorbed = [terms[k] for k in range(1, len(cols)) if not varies[k - 1]]
         return [cols[k] for k in keep], [terms[k] for k in keep], [], absorbed
     pairs = []
+    basis = np.ones((len(cols[0]), 1)) / np.sqrt(len(cols[0]))  # intercept, kept means
     for k, xbar in mundlak:
         # a unit mean that is constant (a balanced panel's time indicators) or that
-        # duplicates a column already there adds nothing
+        # duplicates a column already there adds nothing; nor does one that is a linear
+        # combination of the unit means kept (event-time indicators times a unit-level
+        # exposure in a balanced panel): the means' span, which is what makes the
+        # slopes within-unit ones, stays the same without it
         if np.ptp(xbar) == 0:
             continue
+        resid = xbar - basis @ (basis.T @ xbar)
+        norm = float(np.linalg.norm(resid))
+        if norm <= 1e-9 * float(np.linalg.norm(xbar - xbar.mean())):
+            continue
+        basis = np.column_stack([basis, resid / norm])
         cols.append(xbar)
         terms.append(f"mean({terms[k]})")
         pairs.append((k, len(cols) - 1))
     return cols, terms, pairs, absorbed
+
+
+def _group_codes(df: pd.DataFrame, spec: Spec) -> np.ndarray:
+    return pd.factorize(df[spec.group], sort=True)[0].astype(np.int64)
+
+
+def _group_columns(cols, terms, n_base, gcodes, unit_codes, unit_mode):
+    """Add the group means of the regressors (``group_means``; Mundlak at the group level).
+
+    ``cols[1:n_base]`` are the regressors (the columns after them are unit means). A
+    group mean is added for a regressor that varies within groups, unless the unit
+    effects already make its slope a within-unit one (``"within"`` and it varies within
+    units) or absorb every group-level column (``"fixed"``), and unless it is a linear
+    combination of the group-level columns already there (the intercept, group-level
+    regressors, unit means constant within groups, group means kept) or would make the
+    group-level columns as many as the groups (the group intercepts would then be
+    separated from them by the prior alone). Returns the new columns and terms, the
+    (column, group-mean column) pairs and the ``(term, reason)`` of every regressor left
+    without one.
+    """
+    cols, terms = list(cols), list(terms)
+    n_groups = int(gcodes.max()) + 1
+    first = np.unique(gcodes, return_index=True)[1]
+
+    def constant_in(x, codes):
+        xbar = _unit_means(x, codes)
+        scale = max(float(np.abs(x).max()), 1.0)
+        return float(np.abs(x - xbar).max()) <= 1e-9 * scale, xbar
+
+    basis = np.ones((n_groups, 1)) / np.sqrt(n_groups)
+
+    def add(v) -> bool:
+        nonlocal basis
+        resid = v - basis @ (basis.T @ v)
+        norm = float(np.linalg.norm(resid))
+        if norm <= 1e-9 * max(float(np.linalg.norm(v - v.mean())), 1e-300):
+            return False
+        basis = np.column_stack([basis, resid / norm])
+        return True
+
+    candidates = []
+    for k in range(1, len(cols)):
+        flat, gbar = constant_in(cols[k], gcodes)
+        if flat:
+            add(cols[k][first])  # a group-level column: part of the group-level span
+        elif k < n_base:
+            candidates.append((k, gbar))
+    pairs, skipped = [], []
+    for k in range(1, n_base):
+        if all(k != c for c, _ in candidates):
+            skipped.append((terms[k], "constant within groups: its group mean is itself"))
+    for k, gbar in candidates:
+        if unit_mode == "fixed":
+            skipped.append((terms[k], "the unit fixed effects absorb group means"))
+            continue
+        if unit_mode == "within" and unit_codes is not None \
+                and not constant_in(cols[k], unit_codes)[0]:
+            skipped.append((terms[k], "varies within units: its slope is already a "
+                                      "within-unit one (the unit means absorb group-level "
+                                      "confounders)"))
+            continue
+        if basis.shape[1] + 1 >= n_groups:
+            skipped.append((terms[k], f"the group-level columns would be as many as the "
+                                      f"{n_groups} groups"))
+            continue
+        if not add(gbar[first]):
+            skipped.append((terms[k], "its group mean is a combination of the group-level "
+                                      "columns already in the equation"))
+            continue
+        cols.append(gbar)
+        terms.append(f"{GROUP_MEAN}{terms[k]})")
+        pairs.append((k, len(cols) - 1))
+    skipped.sort(key=lambda item: terms.index(item[0]))
+    return cols, terms, pairs, skipped

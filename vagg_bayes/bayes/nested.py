@@ -55,6 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vagg_bayes.bayes.collapsed import LOG_2PI, compile_logp_grad, whiten_or_warn
+from vagg_bayes.bayes.numeric import numba_jit as _numba_jit
 from vagg_bayes.bayes.design import Design
 from vagg_bayes.bayes.priors import Priors
 
@@ -425,20 +426,6 @@ def _group_terms_py(WY, WW, P, N, e, kc, s2, lval, lrow, lcol):
         logdet += logdet_j[i]
         quad += quad_j[i]
     return logdet, quad, grad_ld, grad_q
-
-
-def _numba_jit(func):
-    """Compile ``func`` with numba, cached on disk where numba finds a writable place.
-
-    That is next to this file, else the user's cache folder; where numba finds none (a
-    read-only install without a writable home), it compiles afresh in each process.
-    """
-    import numba
-
-    try:
-        return numba.njit(cache=True, error_model="numpy")(func)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(error_model="numpy")(func)
 
 
 @functools.cache

@@ -279,7 +279,13 @@ def collinearity_message(X: np.ndarray, terms, *, group_codes: np.ndarray | None
                 "coarser grouping)."
             )
     name = str(terms[k])
-    if name.startswith("mean(") and name.endswith(")"):
+    if name.startswith("group_mean(") and name.endswith(")"):
+        msg += (
+            f" '{name}' is the group mean that [model].group_means = true adds for "
+            f"'{name[11:-1]}'. Remove the redundant group-level control from "
+            "[variables].controls, or set group_means = false."
+        )
+    elif name.startswith("mean(") and name.endswith(")"):
         msg += (
             f" '{name}' is the unit mean that [model].unit_effects = \"within\" adds for "
             f"'{name[5:-1]}'. Remove the redundant control from [variables].controls, or set "

@@ -244,7 +244,7 @@ def validate_panel(df: pd.DataFrame, spec: Spec, *, source: str = "data",
         )
     _check_missing(out, roles, source)
 
-    numeric_roles = ("outcome", "treatment", "mediators")
+    numeric_roles = ("outcome", "treatment", "mediators", "instrument")
     for col, (role, key) in roles.items():
         if role in numeric_roles:
             out[col] = _as_numeric(out[col], col, key, source)
@@ -340,6 +340,7 @@ def _roles(spec: Spec) -> dict[str, tuple[str, str]]:
         *((c, "controls", "[variables].controls") for c in spec.controls),
         *((c, "mediators", "[variables].mediators") for c in spec.mediators),
         *((c, "moderators", "[variables].moderators") for c in spec.moderators),
+        *((c, "instrument", "[variables].instrument") for c in spec.instrument),
         (spec.unit, "unit", "[data].unit"),
         (spec.group, "group", "[data].group"),
         (spec.time, "time", "[data].time"),

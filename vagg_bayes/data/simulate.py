@@ -229,6 +229,8 @@ def simulate_panel(
     city_quality_sd: float = CITY_QUALITY_SD,
     city_year_sd: float = CITY_YEAR_SD,
     heterogeneity: dict[str, dict[str, float]] | None = None,
+    shock_design: dict[str, float] | None = None,
+    confounded_iv: dict[str, float] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     r"""Simulate a firm-year panel of exporters with known causal effects of ``va``.
 
@@ -283,6 +285,36 @@ def simulate_panel(
         the true ``resilience`` direct and total effects and the ``survival`` total
         effect (g-formula over that level's rows) at each level, and the overall truth
         includes the extra effects. None (the default) leaves the data unchanged.
+    shock_design : dict, optional
+        An export shock whose effect on ``resilience`` depends on the treatment measured
+        before it, for the shock (event-study) design: ``{"year": 2018, "effect": 1.0,
+        "pre_trend": 0.0}``. Each firm's exposure :math:`D_i` is ``va`` of its city in
+        the year before the shock; ``resilience`` gains :math:`D_i\,(\mathrm{effect}
+        \cdot 1[y \ge s] + \mathrm{pre\_trend} \cdot (y - (s - 1)))` in year
+        :math:`y` (``pre_trend`` != 0: firms of high-``va`` cities already diverge
+        before the shock, a violation of parallel trends). ``year`` must have a year
+        before it in the panel; ``effect`` defaults to 1.0, ``pre_trend`` to 0.0. No
+        random numbers are drawn, so every other value is unchanged.
+        ``truth["shock_design"]`` holds ``year``, ``effect``, ``pre_trend``, the true
+        event-time coefficients ``event[str(k)]`` relative to the year before the shock
+        (:math:`\mathrm{pre\_trend}\,(k + 1) + \mathrm{effect}\cdot 1[k \ge 0]`,
+        ``k = -1`` omitted) and their mean over ``k >= 0``, ``post_average``. With
+        ``effect_scale`` != 0 the ordinary effect of ``va``'s own year-to-year changes
+        also loads on the event-time terms a little (``va`` drifts differently in high-
+        and low-``va`` cities); ``effect_scale=0`` isolates the shock's effect.
+    confounded_iv : dict, optional
+        A treatment confounded by a latent city-year factor, and the instrument's
+        strength, for instrumental variables: ``{"confounding": 1.0, "strength": 1.0,
+        "loading": 0.2}`` (the defaults of keys left out). A factor
+        :math:`L_{ct} \sim N(0, 1)` (its own random stream: every other value is
+        unchanged) enters ``va``'s logit with coefficient ``confounding`` and
+        ``resilience`` with coefficient ``loading``, so a regression of resilience on
+        ``va`` is biased upwards; ``strength`` multiplies the instrument's coefficient
+        0.6 in ``va``'s logit (0.05 gives a weak instrument). The instrument is
+        :math:`\ln \mathrm{tel1984}_c \times \mathrm{net}_{t-1}` (DOMAIN.md; with year
+        effects this equals the centred term of the logit); ``truth["confounded_iv"]``
+        holds the settings and ``internet_share_lag[str(year)]`` to build it. The true
+        effects are unchanged (:math:`L` does not touch the mediators or survival).
 
     Returns
     -------
@@ -483,6 +515,8 @@ def simulate_panel(
     cq_sd = _check_sd("city_quality_sd", city_quality_sd)
     cy_sd = _check_sd("city_year_sd", city_year_sd)
     heterogeneity = _check_heterogeneity(heterogeneity)
+    shock_design = _check_shock_design(shock_design, first_year, n_years)
+    confounded_iv = _check_confounded_iv(confounded_iv)
 
     rng = np.random.default_rng(seed)
     # The latent components come from their own stream (a child of the seed), drawn in a
@@ -520,9 +554,15 @@ def simulate_panel(
     )
     va_logit = (
         _VA_INTERCEPT + _VA_DEV * dev_ct + _VA_TREND * t_grid[None, :]
-        + _VA_INSTRUMENT * (np.log(tel) - _TEL_LOG_MEAN)[:, None] * net_lag[None, :]
+        + _VA_INSTRUMENT * (1.0 if confounded_iv is None else confounded_iv["strength"])
+        * (np.log(tel) - _TEL_LOG_MEAN)[:, None] * net_lag[None, :]
         + by_region(_VA_REGION)[:, None] + rng.normal(0.0, _VA_NOISE, (C, T))
     )
+    confounder = None
+    if confounded_iv is not None:  # latent city-year factor of va and resilience
+        confounder = np.random.default_rng(
+            np.random.SeedSequence(seed, spawn_key=(0x1F,))).standard_normal((C, T))
+        va_logit = va_logit + confounded_iv["confounding"] * confounder
     va = _expit(va_logit)
 
     # ---- latent panel structure: firm quality, city quality, city-year shocks --------
@@ -641,6 +681,10 @@ def simulate_panel(
             for level, value in effects.items():
                 extra += scale * value * (level_of[col] == level)
         resilience += extra * va_row
+    if shock_design is not None:  # the shock design: effect by pre-shock va (no draws)
+        resilience += _shock_term(shock_design, va, city, tt, first_year)
+    if confounder is not None:
+        resilience += confounded_iv["loading"] * confounder[city, tt]
 
     surv_year = year_effects(_SURV_YEAR_SD, _SURV_SHOCK_YEAR)
     surv_city = city_effect("survival", _SURV_SD_CITY)
@@ -695,7 +739,78 @@ def simulate_panel(
         seed=int(seed), n_firms=F, n_years=T, n_cities=C, n_provinces=n_provinces,
         first_year=first_year,
     )
+    if shock_design is not None:
+        truth["shock_design"] = _shock_truth(shock_design, years)
+    if confounded_iv is not None:
+        truth["confounded_iv"] = {
+            **confounded_iv,
+            "instrument": "ln(tel1984) x national internet share of the year before",
+            "internet_share_lag": {str(int(y)): float(v) for y, v in zip(years, net_lag)},
+        }
     return data, truth
+
+
+def _check_shock_design(value: Any, first_year: int, n_years: int) -> dict | None:
+    """Validate ``simulate_panel(shock_design=...)``; None or {} -> None."""
+    if not value:
+        return None
+    if not isinstance(value, dict) or "year" not in value or \
+            set(value) - {"year", "effect", "pre_trend"}:
+        raise ValueError("The 'shock_design' parameter of simulate_panel must be a dict "
+                         "with 'year' and optionally 'effect' and 'pre_trend', such as "
+                         f"{{'year': 2018, 'effect': 1.0}}. Got {value!r} instead.")
+    year = value["year"]
+    if isinstance(year, bool) or not isinstance(year, int | np.integer) or \
+            not first_year < year < first_year + n_years:
+        raise ValueError(
+            f"shock_design['year'] must be an int year of the panel after its first year "
+            f"(between {first_year + 1} and {first_year + n_years - 1}); got {year!r}.")
+    out = {"year": int(year)}
+    for key, default in (("effect", 1.0), ("pre_trend", 0.0)):
+        number = value.get(key, default)
+        if isinstance(number, bool) or not isinstance(number, int | float) or \
+                not np.isfinite(number):
+            raise ValueError(f"shock_design[{key!r}] must be a finite number; got {number!r}.")
+        out[key] = float(number)
+    return out
+
+
+def _shock_term(design: dict, va: np.ndarray, city: np.ndarray, tt: np.ndarray,
+                first_year: int) -> np.ndarray:
+    """Per row: D_i (effect 1[y >= s] + pre_trend (y - (s - 1))), D_i = va in s - 1."""
+    s = design["year"] - first_year  # index of the shock year
+    exposure = va[city, s - 1]
+    k = tt - s  # event time
+    return exposure * (design["effect"] * (k >= 0) + design["pre_trend"] * (k + 1))
+
+
+def _shock_truth(design: dict, years: np.ndarray) -> dict[str, Any]:
+    """Return the true event-time coefficients (reference: the year before the shock)."""
+    ks = [int(y) - design["year"] for y in years if int(y) - design["year"] != -1]
+    event = {str(k): design["pre_trend"] * (k + 1) + design["effect"] * (k >= 0) for k in ks}
+    post = [event[str(k)] for k in ks if k >= 0]
+    return {**design, "reference_year": design["year"] - 1,
+            "exposure": "va of the firm's city in the year before the shock",
+            "event": event, "post_average": float(np.mean(post))}
+
+
+def _check_confounded_iv(value: Any) -> dict | None:
+    """Validate ``simulate_panel(confounded_iv=...)``; None -> None, {} -> the defaults."""
+    if value is None:
+        return None
+    defaults = {"confounding": 1.0, "strength": 1.0, "loading": 0.2}
+    if not isinstance(value, dict) or set(value) - set(defaults):
+        raise ValueError("The 'confounded_iv' parameter of simulate_panel must be a dict with "
+                         "keys among 'confounding', 'strength', 'loading', such as "
+                         f"{{'confounding': 1.0, 'strength': 0.05}}. Got {value!r} instead.")
+    out = {}
+    for key, default in defaults.items():
+        number = value.get(key, default)
+        if isinstance(number, bool) or not isinstance(number, int | float) or \
+                not np.isfinite(number):
+            raise ValueError(f"confounded_iv[{key!r}] must be a finite number; got {number!r}.")
+        out[key] = float(number)
+    return out
 
 
 _HETEROGENEITY_LEVELS = {"ownership": OWNERSHIPS, "region": REGIONS}

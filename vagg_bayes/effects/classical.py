@@ -13,7 +13,8 @@ fixed effects, as ``pyfixest.feols("Y ~ T + C | unit + time", vcov={"CRV1": grou
 would: the rows are demeaned within units and the time indicators stay explicit
 regressors (Frisch-Waugh-Lovell: exact two-way fixed effects, balanced or not);
 regressors constant within every unit are absorbed and dropped (the table's
-``absorbed`` column names them). See :func:`within_design`.
+``absorbed`` column names them). See :func:`within_design`. ``[model].group_means``
+does not apply here: the classical regressions stay the referees' baseline.
 
 Sobel's ``z = ab / sqrt(b^2 se_a^2 + a^2 se_b^2)``; the bootstrap resamples clusters
 with replacement (whole cities: units are nested in them, so the within transformation
@@ -198,7 +199,7 @@ def within_design(panel: pd.DataFrame, spec: Spec) -> WithinDesign:
     effects, nested in the clusters, count once instead of once per unit). With the
     time indicators explicit, ``k = p + 1`` (:attr:`WithinDesign.extra_k` is 1).
     """
-    X0 = build_design(panel, spec.with_(unit_effects="none"),
+    X0 = build_design(panel, spec.with_(unit_effects="none", group_means=False),
                       regressors=[spec.treatment, *spec.controls], varying_slope=False)
     units = _unit_codes(panel, spec)
     counts = np.bincount(units)
@@ -333,7 +334,7 @@ def baron_kenny(
         mediators, k_extra, intercept = w.mediators, w.extra_k, False
         fixed, absorbed = f"{spec.unit} + {spec.time}", "; ".join(w.absorbed)
     else:
-        design = build_design(panel, spec.with_(unit_effects="none"),
+        design = build_design(panel, spec.with_(unit_effects="none", group_means=False),
                               regressors=[spec.treatment, *spec.controls],
                               varying_slope=False)
         X, t = design.X, design.treatment_index

@@ -253,8 +253,11 @@ def check_spec(graph: CausalGraph | str | Path, spec: Spec) -> list[str]:
         If the treatment, outcome or a mediator is not a node; a spec column is marked
         latent; a control is a descendant of the treatment (a "bad control"); a mediator
         is not on a directed path treatment -> mediator -> outcome; one declared
-        mediator is a descendant of another; or a unit-level latent node that the unit
-        effects adjust for is a descendant of the treatment or the outcome.
+        mediator is a descendant of another; a unit-level latent node that the unit
+        effects adjust for is a descendant of the treatment or the outcome; or an
+        instrument (``[variables].instrument``) is not a node, is a descendant of the
+        treatment, has no directed path to it, has a directed path to the outcome that
+        avoids it, or shares a common cause with the outcome that the controls leave open.
 
     Notes
     -----
@@ -418,7 +421,7 @@ def _analyse(graph: CausalGraph, spec: Spec, *, observed: set[str] | None) -> _A
                 f"Mediator '{m}' ([variables].mediators) is not a node of{where}. Add it to the "
                 f"DOT file with arrows {t} -> {m} -> {y}, or remove it from mediators."
             )
-    for col in [t, y, *spec.mediators, *spec.controls]:
+    for col in [t, y, *spec.mediators, *spec.controls, *spec.instrument]:
         if col in graph.latent:
             raise GraphError(
                 f"'{col}' is named in the spec as a data column but is marked "
@@ -443,6 +446,10 @@ def _analyse(graph: CausalGraph, spec: Spec, *, observed: set[str] | None) -> _A
                 f"treatment in{where}: {' -> '.join(path)}. Adjusting for it blocks part of the "
                 f"effect or opens collider bias. {fix}"
             )
+    # (b') instruments: relevant (a directed path to the treatment), excluded (no path to
+    # the outcome except through the treatment), independent (no open back-door path to
+    # the outcome given the controls)
+    _check_instruments(graph, spec, where)
     # (c) mediators on a directed path treatment -> m -> outcome
     for m in spec.mediators:
         if m not in desc_t:
@@ -576,6 +583,58 @@ def _analyse(graph: CausalGraph, spec: Spec, *, observed: set[str] | None) -> _A
             )
     out.warnings = tuple(dict.fromkeys(warns))
     return out
+
+
+def _check_instruments(graph: CausalGraph, spec: Spec, where: str) -> None:
+    """Raise GraphError for an instrument of the spec that the graph says is not valid.
+
+    Instrument ``z`` of treatment ``t`` and outcome ``y`` given the controls ``W`` (and
+    the unit-level nodes the unit effects adjust for): ``z`` is a node, not a descendant
+    of ``t``; ``t`` is a descendant of ``z`` (relevance); no directed path from ``z`` to
+    ``y`` avoids ``t`` (exclusion); ``z`` and ``y`` are d-separated by ``W`` once the
+    arrows out of ``t`` are removed (independence: no unblocked common cause).
+    """
+    t, y = spec.treatment, spec.outcome
+    given = {c for c in spec.controls if c in graph} | set(_unit_adjusted(graph, spec))
+    without_t = nx.DiGraph(graph.dag)
+    without_t.remove_node(t)
+    bd_t = backdoor_graph(graph.dag, t)
+    for z in spec.instrument:
+        if z not in graph:
+            raise GraphError(
+                f"Instrument '{z}' ([variables].instrument) is not a node of{where}, so its "
+                f"validity cannot be checked. Add it to the DOT file with an arrow {z} -> {t} "
+                f"and no path to {y} except through {t}, or remove it from instrument."
+            )
+        if z in graph.descendants(t):
+            raise GraphError(
+                f"Instrument '{z}' is a descendant of the treatment '{t}' in{where} "
+                f"({' -> '.join(graph.directed_path(t, z) or (t, z))}); an instrument must be "
+                "determined before the treatment. Remove it from [variables].instrument."
+            )
+        if t not in graph.descendants(z):
+            raise GraphError(
+                f"Instrument '{z}' has no directed path to the treatment '{t}' in{where}, so "
+                f"it cannot move {t} (relevance fails). Add the arrow {z} -> {t} to the graph "
+                "if it belongs there, or remove it from [variables].instrument."
+            )
+        if y in nx.descendants(without_t, z):
+            path = CausalGraph(without_t.edges, nodes=without_t.nodes).directed_path(z, y)
+            raise GraphError(
+                f"Instrument '{z}' has a path to the outcome '{y}' not through the treatment "
+                f"'{t}' in{where}: {' -> '.join(path or (z, y))}. The exclusion restriction "
+                "fails, so the IV estimate would mix that path into the effect. Remove "
+                f"'{z}' from [variables].instrument, or fix the graph if the path is wrong."
+            )
+        if not is_separated(bd_t, z, y, given):
+            path = open_path(bd_t, z, y, given, through=z) or f"{z} ... {y}"
+            names = ", ".join(sorted(given)) or "no controls"
+            raise GraphError(
+                f"Instrument '{z}' shares an unblocked common cause with the outcome '{y}' "
+                f"in{where} given the controls ({names}): {path}. The instrument is not "
+                "independent of the outcome's other causes. Add the common cause to "
+                f"[variables].controls if it is measured, or remove '{z}' from instrument."
+            )
 
 
 # -- adjustment-set search ------------------------------------------------------------------

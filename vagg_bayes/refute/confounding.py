@@ -276,7 +276,8 @@ def _control_blocks(design, controls, drop: set[int]) -> dict[str, list[int]]:
 
 
 def _mean_columns(design, names: set[str]) -> set[int]:
-    return {k for k, term in enumerate(design.terms) if term in {f"mean({n})" for n in names}}
+    means = {f"mean({n})" for n in names} | {f"group_mean({n})" for n in names}
+    return {k for k, term in enumerate(design.terms) if term in means}
 
 
 def _path(label, design, response, focus, drop, controls, draws) -> tuple[Path, str]:

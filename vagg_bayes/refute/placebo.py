@@ -13,7 +13,9 @@ simulated outcome: the placebo effect must vanish (or the real one stand out).
 - ``placebo_time`` — the treatment led by ``Options.lead`` periods within each city (or
   firm) is added as the treatment, with the real treatment kept as a control; the
   future must not explain the present: every effect of the lead must cover zero. Rows
-  without a future value are dropped.
+  without a future value are dropped; a control that takes a single value on the rows
+  left (a shock indicator of the last period only) is dropped from the refit, and the
+  row's ``detail`` says so.
 - ``placebo_mediator`` — every mediator permuted within its level: a city-level
   mediator (constant within city-year cells) by giving each city another city's series;
   a firm-level mediator across the firms of the same city-year cell (its city-year
@@ -183,6 +185,15 @@ def _variant_spec(spec, **changes):
     return spec.with_(graph=None, negative_control=None, **changes)
 
 
+def _single_value(data: pd.DataFrame, column: str) -> bool:
+    """``column`` takes at most one distinct value (missing values counted) in ``data``."""
+    return column in data and data[column].nunique(dropna=False) < 2
+
+
+def _quoted(names) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
 @register(TIME)
 def placebo_time(ctx: Context) -> Outcome:
     """Lead the treatment by ``lead`` periods, the real treatment held as a control."""
@@ -197,8 +208,17 @@ def placebo_time(ctx: Context) -> Outcome:
                                   "is no series to lead the treatment within.")
     lead_col = unused_name(data, f"{spec.treatment}_lead{opts.lead}")
     prime = AddLead(spec.treatment, lead_col, entity, spec.time, opts.lead)
+    led = prime(data)
+    moderators = [m for m in getattr(spec, "moderators", ()) or () if _single_value(led, m)]
+    if moderators:
+        return skipped(ctx, TIME, f"the moderator(s) {_quoted(moderators)} take a single "
+                                  f"value on the rows that have a value {opts.lead} "
+                                  "period(s) later, so the effects by moderator level "
+                                  "cannot be refitted there; a longer panel is needed.")
+    dropped = [c for c in spec.controls if _single_value(led, c)]
+    controls = tuple(c for c in spec.controls if c not in dropped)
     variant_spec = _variant_spec(spec, treatment=lead_col,
-                                 controls=(*spec.controls, spec.treatment))
+                                 controls=(*controls, spec.treatment))
     variant = Variant(f"{TIME}:lead{opts.lead}", variant_spec, prime)
     task = RefitTask(TIME, 0, seed_key(seed_for(opts.seed, TIME, 1, 0)), None, variant,
                      keep_draws=True)
@@ -207,10 +227,15 @@ def placebo_time(ctx: Context) -> Outcome:
     what = (f"Placebo: '{spec.treatment}' led by {opts.lead} period(s) within each "
             f"{entity} ('{lead_col}') as the treatment, the real '{spec.treatment}' as a "
             f"control; {n_rows or 'the'} rows with a future value")
+    if dropped:
+        what += (f"; control(s) {_quoted(dropped)} dropped from the placebo refit: each "
+                 "takes a single value on these rows (it varies only in the periods the "
+                 "lead drops), so it is collinear with the intercept there")
     rows = [zero_row(TIME, effect, real_stats(ctx.result, effect), summaries,
                      require_diagnostics=opts.require_diagnostics, what=what)
             for effect in ctx.effect_names()]
-    return Outcome(rows, notes={"entity": entity, "lead": opts.lead, "rows": n_rows})
+    return Outcome(rows, notes={"entity": entity, "lead": opts.lead, "rows": n_rows,
+                                "dropped_controls": dropped})
 
 
 # ------------------------------------------------------------------ placebo mediator

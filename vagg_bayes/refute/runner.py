@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vagg_bayes.provenance import run_fingerprint, spec_record
 from vagg_bayes.refute.base import hdi
 from vagg_bayes.refute.transforms import Transform, seed_from_key, seed_key
 
@@ -78,7 +79,7 @@ class Variant:
 
     def fingerprint(self) -> str:
         """SHA-256 of the key, the spec and the prime transform."""
-        spec = _spec_record(self.spec)
+        spec = spec_record(self.spec)
         text = json.dumps([self.key, spec, self.prime.fingerprint()], sort_keys=True,
                           default=str)
         return hashlib.sha256(text.encode()).hexdigest()
@@ -295,27 +296,6 @@ def dask_execute(key: str, payload: tuple, task: RefitTask) -> dict:
 
 
 # --------------------------------------------------------------------- the runner
-def _spec_record(spec) -> Any:
-    if hasattr(spec, "to_dict"):
-        record = spec.to_dict()
-        record.pop("source", None)
-        return record
-    return repr(spec)
-
-
-def run_fingerprint(analysis, data: pd.DataFrame) -> str:
-    """SHA-256 of what every refit of a run shares: the data, the spec, the settings."""
-    from vagg_bayes.provenance import frame_hash
-
-    settings = analysis.settings
-    settings = dict(settings.to_dict()) if hasattr(settings, "to_dict") else repr(settings)
-    if isinstance(settings, dict):
-        settings.pop("cores", None)  # where chains run does not change the draws
-    record = {"data": frame_hash(data), "spec": _spec_record(analysis.spec),
-              "settings": settings}
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
-
-
 class RefitRunner:
     """Runs refit tasks of one fitted analysis; see the module docstring.
 

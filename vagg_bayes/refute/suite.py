@@ -31,7 +31,8 @@ from typing import Any
 
 import pandas as pd
 
-from vagg_bayes.errors import DataError
+from vagg_bayes.errors import DataError, SpecError
+from vagg_bayes.progress import silenced, stage
 from vagg_bayes.refute.base import (
     REGISTRY,
     Context,
@@ -86,6 +87,41 @@ def parse_tests(tests: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+#: tests that need neither refits nor predictions (they read the posterior and the data)
+NO_REFIT = ("graph_independence", "unobserved_common_cause")
+
+
+def check_refittable(spec, tests: Sequence[str]) -> None:
+    """Refuse, before sampling, tests that refit a design that cannot be refitted.
+
+    The shock design (``[design].shock_year``) is fitted as an event-study panel whose
+    refits :meth:`~vagg_bayes.analysis.Analysis.refit` refuses (and whose event-time
+    terms cannot be predicted for the data's rows); without this check every such test
+    would be an inconclusive row after the first fit. Tests in
+    :data:`NO_REFIT` still run. (Instrument specs are refitted with the first fit's
+    encoding and priors, so they need no check here.)
+
+    Raises
+    ------
+    SpecError
+        Naming the design, the tests that need refits and the ones that could run.
+    """
+    if getattr(spec, "shock_year", None) is None:
+        return
+    refused = [t for t in tests if t not in NO_REFIT]
+    if not refused:
+        return
+    allowed = [t for t in tests if t in NO_REFIT] or list(NO_REFIT)
+    raise SpecError(
+        f"The shock design ([design].shock_year = {spec.shock_year}) cannot be refitted or "
+        "predicted from yet, so these refutation tests, which need refits (or, for "
+        f"posterior_predictive, predictions), cannot run on it: "
+        f"{', '.join(refused)}. Tests that need no refit can: {', '.join(allowed)}; pass "
+        f"--tests {','.join(allowed)} to run only those, or remove [design].shock_year from "
+        "the spec to refute the plain panel estimate (`vagg-bayes estimate` fits the shock "
+        "design and writes its pre-trend check).")
+
+
 def check_request(spec, data: pd.DataFrame, tests: Sequence[str], options: Options, *,
                   source: str = "data") -> None:
     """Check what the tests need from the data before any sampling.
@@ -98,7 +134,11 @@ def check_request(spec, data: pd.DataFrame, tests: Sequence[str], options: Optio
         negative-control column missing.
     RefutationError
         ``options.strata`` or ``options.drop_groups`` without ``[data].group``.
+    SpecError
+        A test that refits the estimate on a spec whose design cannot be refitted (the
+        shock design, ``[design].shock_year``), naming the tests that could run.
     """
+    check_refittable(spec, tests)
     columns = ", ".join(map(str, data.columns[:30])) + (", ..." if data.shape[1] > 30 else "")
     if options.strata is not None:
         if options.strata not in data.columns:
@@ -308,10 +348,12 @@ def refute(target, data: pd.DataFrame, *, tests: str | Sequence[str] | None = No
     notes: dict[str, Any] = {}
     timings: dict[str, float] = {}
     try:
-        for name in names:
+        for i, name in enumerate(names):
             t0 = time.perf_counter()
+            stage(f"refutation test {name} {i + 1}/{len(names)} ...")
             try:
-                outcome = REGISTRY[name](ctx)
+                with silenced():  # the test's own fits: its progress bar says
+                    outcome = REGISTRY[name](ctx)
                 test_rows, test_figures, test_notes = (outcome.rows, outcome.figures,
                                                        outcome.notes)
             except (KeyboardInterrupt, SystemExit):
