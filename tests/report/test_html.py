@@ -245,3 +245,56 @@ def test_a_comparison_folder_names_its_models_and_their_diagnostics(tmp_path):
     assert "the posterior of model nested fails its diagnostics" in banner
     assert "pooled" not in banner
     assert "<h3>cmp/manifest.json: FAIL</h3>" in section(page, "diagnostics")
+
+
+def _add_diagnostics(path, **extra):
+    diag = json.loads((path / "diagnostics.json").read_text())
+    diag.update(extra)
+    (path / "diagnostics.json").write_text(json.dumps(diag))
+
+
+def test_design_section_says_selection_on_observables_without_a_design(tmp_path):
+    page = build_report([write_folder(tmp_path / "run")])
+    design = section(page, "design")
+    assert absent(page, "design") and "Selection on observables" in design
+
+
+def test_design_section_shows_a_weak_first_stage_loudly(tmp_path):
+    run = write_folder(tmp_path / "run")
+    _add_diagnostics(run, first_stage={
+        "instruments": ["distance_to_hub"], "n": 2400, "level": "rows", "partial_r2": 0.0021,
+        "f": 3.17, "f_kind": "cluster-robust", "n_clusters": 60,
+        "coefficients": {"distance_to_hub": 0.052}, "weak": True,
+        "stock_yogo_10pct_size": 16.38,
+        "warning": "WEAK INSTRUMENT: the first-stage F of distance_to_hub is 3.17"})
+    design = section(build_report([run]), "design")
+    assert "instrumental variables (distance_to_hub)" in design
+    assert "<td>3.170</td>" in design and "<td>60</td>" in design
+    assert '<p class="fail">WEAK INSTRUMENT: the first-stage F of distance_to_hub is 3.17' \
+        in design
+    strong = write_folder(tmp_path / "strong")
+    _add_diagnostics(strong, first_stage={"instruments": ["z"], "f": 88.0, "weak": False,
+                                          "warning": None})
+    assert '<p class="pass">The first stage is strong' in section(build_report([strong]),
+                                                                   "design")
+
+
+def test_design_section_shows_the_pre_trend_verdict_table_and_figure(tmp_path):
+    run = write_folder(tmp_path / "run")
+    _add_diagnostics(run, pre_trend={"passed": False, "joint_prob": 0.012,
+                                     "prob_within_band": 0.31, "band": 0.05,
+                                     "rule": "passes when zero lies inside the region"})
+    pd.DataFrame({"check": ["event[-2]", "joint"], "estimate": [0.21, 0.012],
+                  "hdi_low": [0.11, np.nan], "hdi_high": [0.31, np.nan],
+                  "passed": [False, False], "detail": ["hdi", "joint"]}).to_csv(
+                      run / "pre_trend.csv", index=False)
+    from vagg_bayes.report.figures import forest, Interval
+
+    (run / "event_study.png").write_bytes(forest([Interval("a", 0.0, -1.0, 1.0, "total")],
+                                                 xlabel="x"))
+    design = section(build_report([run]), "design")
+    assert "shock design (event study)" in design
+    assert '<span class="fail">' in design and "joint_prob 0.012" in design
+    assert "parallel-trends assumption" in design
+    assert "<td>event[-2]</td>" in design and "event_study.png" in design
+    assert "data:image/png;base64," in design

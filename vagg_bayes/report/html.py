@@ -65,6 +65,7 @@ _MARKS = {"pass": ("\u2714 pass", "pass"), "fail": ("\u2718 fail", "fail"),
           "inconclusive": ("? inconclusive", "inconclusive")}
 
 _SECTIONS = (("effects", "Effects"), ("dag", "Causal graph"),
+             ("design", "Identification design"),
              ("densities", "Posterior densities"), ("ppc", "Posterior predictive check"),
              ("refutations", "Refutations"), ("comparison", "Model comparison"),
              ("heterogeneity", "Heterogeneity"), ("scenarios", "Policy scenarios"),
@@ -298,6 +299,71 @@ def _dag_section(ctx: _Context) -> str:
         parts.append(_figure(png, f"{path.name} (spec of {folder.label}): treatment blue, "
                              "mediators orange, outcome red, latent grey dashed boxes; dark "
                              "arrows lie on causal paths from treatment to outcome"))
+    return "".join(parts)
+
+
+def _first_stage_html(label: str, stage: dict) -> str:
+    """The first stage of an IV fit: strength table and, when weak, the warning."""
+    instruments = ", ".join(stage.get("instruments") or []) or "the instrument"
+    rows = [{"instruments": instruments, "F": stage.get("f"), "F kind": stage.get("f_kind"),
+             "partial R2": stage.get("partial_r2"), "n": stage.get("n"),
+             "clusters": stage.get("n_clusters"),
+             "Stock-Yogo 10 % size": stage.get("stock_yogo_10pct_size")}]
+    text = (f"<h3>{_e(label)}: instrumental variables ({_e(instruments)})</h3>"
+            + _table(pd.DataFrame(rows), 3))
+    coefs = stage.get("coefficients") or {}
+    if coefs:
+        text += ("<p>First-stage coefficients: "
+                 + _e(", ".join(f"{k} {v:.4g}" for k, v in coefs.items())) + ".</p>")
+    warning = stage.get("warning")
+    if warning:
+        css = "fail" if stage.get("weak") else "inconclusive"
+        text += f'<p class="{css}">{_e(warning)}</p>'
+    else:
+        text += ('<p class="pass">The first stage is strong (F above the Stock-Yogo '
+                 "critical value for 10 % maximal size).</p>")
+    return text
+
+
+def _pre_trend_html(folder: ResultsFolder, verdict: dict) -> str:
+    """The shock design's pre-trend verdict, its table and the event-study figure."""
+    passed = verdict.get("passed")
+    mark = ("inconclusive" if passed is None else "pass" if passed else "fail")
+    label, css = _MARKS[mark]
+    text = (f"<h3>{_e(folder.label)}: shock design (event study)</h3>"
+            f'<p>Pre-trend check: <span class="{css}">{_e(label)}</span>')
+    if verdict.get("joint_prob") is not None:
+        text += (f"; joint_prob {verdict['joint_prob']:.3f}, P(every lead within "
+                 f"\u00b1{verdict.get('band', float('nan')):.3g}) "
+                 f"{verdict.get('prob_within_band', float('nan')):.3f}")
+    text += f". Rule: {_e(verdict.get('rule') or verdict.get('note') or '')}.</p>"
+    if passed is False:
+        text += ('<p class="fail">The leads before the shock are not zero: the parallel-'
+                 "trends assumption behind the shock design is in doubt; report the "
+                 "event study, not only the post-shock effect.</p>")
+    table = folder.csv("pre_trend.csv")
+    if table is not None and len(table):
+        text += _table(table, 4)
+    if folder.has("event_study.png"):
+        text += _file_figure(folder.path / "event_study.png",
+                             f"{folder.label}: event-study coefficients with 94 % HDIs "
+                             "(event_study.png)")
+    return text
+
+
+def _design_section(ctx: _Context) -> str:
+    parts = []
+    for folder in ctx.folders:
+        found = folder.diagnostics()
+        diag = found[1] if found is not None else {}
+        if diag.get("first_stage"):
+            parts.append(_first_stage_html(folder.label, diag["first_stage"]))
+        if diag.get("pre_trend") is not None or folder.has("pre_trend.csv"):
+            parts.append(_pre_trend_html(folder, diag.get("pre_trend") or {}))
+    if not parts:
+        return _absent("Selection on observables: no instrument ([model] instrument) and no "
+                       "shock design ([design] shock_year) in the folders' specs; the "
+                       "effects rest on the causal graph's adjustment set.")
     return "".join(parts)
 
 
@@ -616,6 +682,7 @@ def _manifest_section(ctx: _Context) -> str:
 
 
 _BUILDERS = {"effects": _effects_section, "dag": _dag_section,
+             "design": _design_section,
              "densities": _densities_section, "ppc": _ppc_section,
              "refutations": _refutations_section, "comparison": _comparison_section,
              "heterogeneity": _heterogeneity_section, "scenarios": _scenarios_section,
