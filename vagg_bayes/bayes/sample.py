@@ -175,6 +175,18 @@ class Adaptation:
         return int(self.variances[0].size)
 
 
+def ignore_sigint() -> None:
+    """Initializer of forked workers: Ctrl-C is the parent's to handle.
+
+    The parent's ``KeyboardInterrupt`` leaves its ``with Pool`` block, which terminates
+    the workers. A worker that raised ``KeyboardInterrupt`` itself would die inside its
+    task, and the pool would start a replacement and wait forever for the lost result.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _chain_worker(task):
     key, method, args = task
     return getattr(_ACTIVE[key], method)(*args)
@@ -285,7 +297,7 @@ class ChainSampler:
             _ACTIVE[key] = self
             try:
                 ctx = multiprocessing.get_context("fork")
-                with ctx.Pool(min(procs, len(tasks))) as pool:
+                with ctx.Pool(min(procs, len(tasks)), initializer=ignore_sigint) as pool:
                     return pool.map(_chain_worker, [(key, method, t) for t in tasks])
             finally:
                 _ACTIVE.pop(key, None)

@@ -44,6 +44,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import signal
 import sys
 import threading
 import time
@@ -245,6 +246,9 @@ _FORKED: WorkerState | None = None  # the state forked workers inherit
 
 
 def _fork_init() -> None:
+    # Ctrl-C is the parent's: its KeyboardInterrupt leaves the `with Pool` block, which
+    # terminates the workers (a worker dying of it inside a task would hang the pool)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if _FORKED is not None:
         sequential_chains(_FORKED.analysis)
         _FORKED.settings = dataclasses.replace(_FORKED.settings, cores=1)
