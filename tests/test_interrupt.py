@@ -26,6 +26,15 @@ from vagg_bayes.cli import main
 from vagg_bayes.report.io import staged_folder
 
 
+#: ``python -m vagg_bayes.cli`` with Ctrl-C handled as in a terminal. A suite started as a
+#: background job of a non-interactive shell (``make test &``) inherits SIGINT ignored, and
+#: Python keeps an ignored SIGINT ignored: the command would never see the test's Ctrl-C.
+_INTERRUPTIBLE = [sys.executable, "-c",
+                  "import runpy, signal, sys; "
+                  "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                  "sys.argv[0] = 'vagg-bayes'; "
+                  "runpy.run_module('vagg_bayes.cli', run_name='__main__')"]
+
 def _sampler_workers(pid: int) -> list[int]:
     """List the children of ``pid`` running its command line: the forked chain workers.
 
@@ -75,7 +84,7 @@ def test_ctrl_c_during_sampling_leaves_no_partial_results(panel_files, tmp_path,
             (out / name).write_text(text)
         before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vagg_bayes.cli", "estimate", str(spec), "--data", str(data),
+        [*_INTERRUPTIBLE, "estimate", str(spec), "--data", str(data),
          "--out", str(out), "--draws", "200000", "--tune", "500", "--chains", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )

@@ -361,7 +361,7 @@ def _design_section(ctx: _Context) -> str:
         if diag.get("pre_trend") is not None or folder.has("pre_trend.csv"):
             parts.append(_pre_trend_html(folder, diag.get("pre_trend") or {}))
     if not parts:
-        return _absent("Selection on observables: no instrument ([model] instrument) and no "
+        return _absent("Selection on observables: no instrument ([variables] instrument) and no "
                        "shock design ([design] shock_year) in the folders' specs; the "
                        "effects rest on the causal graph's adjustment set.")
     return "".join(parts)
