@@ -224,21 +224,29 @@ class Analysis:
         result = EstimateResult(
             spec=self.spec, settings=self.settings, fits=fits,
             effect_draws={"total": outcome.beta[..., outcome.design.treatment_index]},
-            meta={
-                "n_rows": int(len(panel)),
-                "n_groups": int(outcome.design.n_groups),
-                "data_hash": frame_hash(panel),
-                "seed": {"entropy": str(seed.entropy), "spawn_key": list(seed.spawn_key)},
-                "estimate_seconds": time.perf_counter() - start,
-                "identification_warnings": self._graph_warnings,
-                "unit_effects": {n: f.design.unit_effects for n, f in fits.items()},
-                "group_time_effects": {n: f.design.group_time for n, f in fits.items()},
-                "first_stage": strength.to_dict(),
-            },
+            meta=self._meta(panel, fits, outcome, seed, start,
+                            first_stage=strength.to_dict()),
         )
         warn_if_failed(result.diagnostics,
                        f"The IV model of {self.spec.outcome} on {self.spec.treatment}")
         return result
+
+    def _meta(self, panel: pd.DataFrame, fits: dict, outcome, seed, start: float,
+              **extra) -> dict:
+        """The run record every result carries (rows, groups, data hash, seed, time,
+        identification warnings, unit and group-time effects per equation), then
+        ``extra``."""
+        return {
+            "n_rows": int(len(panel)),
+            "n_groups": int(outcome.design.n_groups),
+            "data_hash": frame_hash(panel),
+            "seed": {"entropy": str(seed.entropy), "spawn_key": list(seed.spawn_key)},
+            "estimate_seconds": time.perf_counter() - start,
+            "identification_warnings": self._graph_warnings,
+            "unit_effects": {n: f.design.unit_effects for n, f in fits.items()},
+            "group_time_effects": {n: f.design.group_time for n, f in fits.items()},
+            **extra,
+        }
 
     def _scaled(self, priors):
         """``priors`` with every scale multiplied by ``prior_scale`` (unchanged at 1)."""
@@ -337,17 +345,7 @@ class Analysis:
             effect_draws=effects,
             tables=extra_tables,
             figures=figures,
-            meta={
-                "n_rows": int(len(panel)),
-                "n_groups": int(fits[OUTCOME].design.n_groups),
-                "data_hash": frame_hash(panel),
-                "seed": {"entropy": str(seed.entropy), "spawn_key": list(seed.spawn_key)},
-                "estimate_seconds": time.perf_counter() - start,
-                "identification_warnings": self._graph_warnings,
-                "unit_effects": {n: f.design.unit_effects for n, f in fits.items()},
-                "group_time_effects": {n: f.design.group_time for n, f in fits.items()},
-                **extra,
-            },
+            meta=self._meta(panel, fits, fits[OUTCOME], seed, start, **extra),
         )
         warn_if_failed(result.diagnostics, f"The {spec.family} model of {spec.outcome}")
         return result
