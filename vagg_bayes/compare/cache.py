@@ -29,14 +29,10 @@ class RefitCache:
     """
 
     def __init__(self, folder: str | Path, *, resume: bool = False):
-        self.folder = Path(folder)
+        from vagg_bayes.report.io import cache_folder
+
+        self.folder = cache_folder(folder, "compare-*.json", resume=resume)
         self.resume = bool(resume)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for partial in self.folder.glob(".*.tmp"):  # left by a killed run
-            partial.unlink(missing_ok=True)
-        if not resume:
-            for old in self.folder.glob("compare-*.json"):
-                old.unlink()
         self.counts = {"run": 0, "cached": 0}
 
     def path(self, model: str, block: int, key: dict) -> Path:

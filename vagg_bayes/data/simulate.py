@@ -765,12 +765,19 @@ def _check_shock_design(value: Any, first_year: int, n_years: int) -> dict | Non
         raise ValueError(
             f"shock_design['year'] must be an int year of the panel after its first year "
             f"(between {first_year + 1} and {first_year + n_years - 1}); got {year!r}.")
-    out = {"year": int(year)}
-    for key, default in (("effect", 1.0), ("pre_trend", 0.0)):
+    return {"year": int(year),
+            **_finite_numbers("shock_design", value, {"effect": 1.0, "pre_trend": 0.0})}
+
+
+def _finite_numbers(parameter: str, value: dict, defaults: dict) -> dict[str, float]:
+    """``value``'s entries for the keys of ``defaults`` (the default where missing), each
+    checked to be a finite number (a bool is not one)."""
+    out = {}
+    for key, default in defaults.items():
         number = value.get(key, default)
         if isinstance(number, bool) or not isinstance(number, int | float) or \
                 not np.isfinite(number):
-            raise ValueError(f"shock_design[{key!r}] must be a finite number; got {number!r}.")
+            raise ValueError(f"{parameter}[{key!r}] must be a finite number; got {number!r}.")
         out[key] = float(number)
     return out
 
@@ -803,14 +810,7 @@ def _check_confounded_iv(value: Any) -> dict | None:
         raise ValueError("The 'confounded_iv' parameter of simulate_panel must be a dict with "
                          "keys among 'confounding', 'strength', 'loading', such as "
                          f"{{'confounding': 1.0, 'strength': 0.05}}. Got {value!r} instead.")
-    out = {}
-    for key, default in defaults.items():
-        number = value.get(key, default)
-        if isinstance(number, bool) or not isinstance(number, int | float) or \
-                not np.isfinite(number):
-            raise ValueError(f"confounded_iv[{key!r}] must be a finite number; got {number!r}.")
-        out[key] = float(number)
-    return out
+    return _finite_numbers("confounded_iv", value, defaults)
 
 
 _HETEROGENEITY_LEVELS = {"ownership": OWNERSHIPS, "region": REGIONS}

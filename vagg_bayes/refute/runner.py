@@ -340,12 +340,9 @@ class RefitRunner:
         self._client = None
         self._payload = None
         if self.cache_dir is not None:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            for partial in self.cache_dir.glob(".*.tmp"):  # left by a killed run
-                partial.unlink(missing_ok=True)
-            if not resume:
-                for old in self.cache_dir.glob("*.json"):
-                    old.unlink()
+            from vagg_bayes.report.io import cache_folder
+
+            cache_folder(self.cache_dir, "*.json", resume=resume)
 
     # -- cache
     def _path(self, task: RefitTask) -> Path | None:

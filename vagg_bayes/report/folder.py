@@ -46,6 +46,14 @@ class ResultsFolder:
     label: str
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def _cached(self, kind: str, name: str, read):
+        """``read(path)`` of the file ``name``, read once (None when it is absent)."""
+        key = (kind, name)
+        if key not in self._cache:
+            path = self.path / name
+            self._cache[key] = read(path) if path.is_file() else None
+        return self._cache[key]
+
     def has(self, name: str) -> bool:
         """Whether the folder holds the file ``name``."""
         return (self.path / name).is_file()
@@ -62,30 +70,26 @@ class ResultsFolder:
         DataError
             If the file cannot be parsed as CSV or lacks one of ``columns``.
         """
-        key = ("csv", name)
-        if key not in self._cache:
-            path = self.path / name
-            if not path.is_file():
-                self._cache[key] = None
-            else:
-                try:
-                    frame = pd.read_csv(path)
-                except (OSError, ValueError, pd.errors.ParserError) as exc:
-                    raise DataError(
-                        f"{path} cannot be read as a CSV table ({exc}). It is a file of a "
-                        "results folder: write it again with the command that made it, or "
-                        "remove it to leave its section out of the report."
-                    ) from None
-                missing = [c for c in columns if c not in frame.columns]
-                if missing:
-                    raise DataError(
-                        f"{path} lacks the column(s) {', '.join(missing)} (it has "
-                        f"{', '.join(map(str, frame.columns))}). A results folder's "
-                        f"{name} has the columns {', '.join(columns)}: write it again with "
-                        "the command that made it, or remove it to leave its section out."
-                    )
-                self._cache[key] = frame
-        frame = self._cache[key]
+        def read(path: Path) -> pd.DataFrame:
+            try:
+                frame = pd.read_csv(path)
+            except (OSError, ValueError, pd.errors.ParserError) as exc:
+                raise DataError(
+                    f"{path} cannot be read as a CSV table ({exc}). It is a file of a "
+                    "results folder: write it again with the command that made it, or "
+                    "remove it to leave its section out of the report."
+                ) from None
+            missing = [c for c in columns if c not in frame.columns]
+            if missing:
+                raise DataError(
+                    f"{path} lacks the column(s) {', '.join(missing)} (it has "
+                    f"{', '.join(map(str, frame.columns))}). A results folder's "
+                    f"{name} has the columns {', '.join(columns)}: write it again with "
+                    "the command that made it, or remove it to leave its section out."
+                )
+            return frame
+
+        frame = self._cached("csv", name, read)
         return None if frame is None else frame.copy()
 
     def effects(self, name: str = "effects.csv") -> pd.DataFrame | None:
@@ -100,26 +104,22 @@ class ResultsFolder:
         DataError
             If the file is not a JSON object.
         """
-        key = ("json", name)
-        if key not in self._cache:
-            path = self.path / name
-            if not path.is_file():
-                self._cache[key] = None
-            else:
-                try:
-                    record = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, UnicodeDecodeError, ValueError) as exc:
-                    raise DataError(
-                        f"{path} cannot be read as JSON ({exc}). Write it again with the "
-                        "command that made it, or remove it to leave its section out."
-                    ) from None
-                if not isinstance(record, dict):
-                    raise DataError(
-                        f"{path} holds a JSON {type(record).__name__}, not an object. Write "
-                        "it again with the command that made it, or remove it."
-                    )
-                self._cache[key] = record
-        return self._cache[key]
+        def read(path: Path) -> dict:
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                raise DataError(
+                    f"{path} cannot be read as JSON ({exc}). Write it again with the "
+                    "command that made it, or remove it to leave its section out."
+                ) from None
+            if not isinstance(record, dict):
+                raise DataError(
+                    f"{path} holds a JSON {type(record).__name__}, not an object. Write "
+                    "it again with the command that made it, or remove it."
+                )
+            return record
+
+        return self._cached("json", name, read)
 
     @property
     def manifest(self) -> dict:

@@ -55,6 +55,23 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
     return write_atomic(path, lambda p: frame.to_csv(p, index=False, lineterminator="\n"))
 
 
+
+def cache_folder(folder: str | Path, records: str, *, resume: bool) -> Path:
+    """Prepare the folder of a resumable run's finished records (``OUT/refits``).
+
+    Creates it when missing and removes the temporary files a killed run left (``.*.tmp``,
+    from :func:`write_atomic`); without ``resume`` it also removes the old ``records``
+    (a glob pattern), so a new run starts afresh.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for partial in folder.glob(".*.tmp"):
+        partial.unlink(missing_ok=True)
+    if not resume:
+        for old in folder.glob(records):
+            old.unlink(missing_ok=True)
+    return folder
+
 def _clean(obj: object) -> object:
     """NaN and infinities -> None; NumPy scalars -> Python ones."""
     import math

@@ -185,9 +185,10 @@ def find_data(folder: EstimateFolder, data: str | Path | None = None
         if want_rows:
             try:
                 panel = panel_of(path)
-            except DataError:
-                panel = None
-            if panel is not None and frame_hash(panel) == want_rows:
+            except DataError as exc:  # named among the files tried
+                tried.append(f"{path} (cannot be used: {exc})")
+                continue
+            if frame_hash(panel) == want_rows:
                 return path, panel
         tried.append(f"{path} (different data: its hash is not the manifest's)")
     if not tried:
