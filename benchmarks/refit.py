@@ -6,9 +6,10 @@ compiles, adapts NUTS and samples); then ``--refits`` refits on data with the tr
 permuted (new seeds from ``Analysis.replicate_seeds``), each reusing the compiled model,
 the frozen priors, the encoding and the first fit's NUTS adaptation (warm start); for
 comparison the same refits adapted afresh (``warm=False``, what a refit cost before warm
-starts) and, for models with a compiled twin of their log density (the collapsed
-Gaussian model), the same warm refits with NUTS evaluating the PyTensor graph instead
-(``sample.COMPILED_TWIN = False``, what a refit cost before the twin). The median refit
+starts) and the same warm refits with NUTS evaluating the PyTensor graph instead of the
+model's compiled twin of its log density (``sample.COMPILED_TWIN = False``, what a
+refit cost before the twins: ``bayes/collapsed_kernel.py`` for the Gaussian model,
+``bayes/glm_kernel.py`` for the logit model). The median refit
 times are printed beside the fit time, and whether a refit on the first data with the
 first seed reproduced the fit's draws.
 
@@ -61,7 +62,8 @@ def main() -> None:
             first = analysis.fit(data, tables=False)
             fit_s = time.perf_counter() - start
             times, cold, graph = [], [], []
-            twin = family == "gaussian"  # the collapsed model has a compiled twin
+            # both the collapsed Gaussian and the logit model carry a compiled twin
+            twin = family in ("gaussian", "bernoulli")
             rng = np.random.default_rng(0)
             for seed in analysis.replicate_seeds(args.refits):
                 permuted = data.assign(x=rng.permutation(data["x"].to_numpy()))

@@ -136,6 +136,36 @@ def test_numpy_likelihood_equals_the_graph(spec_slope, frame_factory, varying_sl
                                    rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("controls", [("kind", "climate"), ()], ids=["controls", "none"])
+@pytest.mark.parametrize("varying_slope", [False, True])
+def test_compiled_twin_equals_the_graph_and_follows_new_data(spec_slope, frame_factory,
+                                                             varying_slope, controls):
+    """The numba twin (what PyMC's NUTS evaluates) has the graph's value and gradient,
+    also far out (tiny and huge group SDs, correlation near 1) and after new data."""
+    frame = _mixed_frame(frame_factory)
+    spec = spec_slope.with_(varying_slope=varying_slope, controls=controls)
+    design = build_design(frame, spec)
+    model = build_logit_model(design, default_priors(design, "bernoulli"))
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    twin = model.fast_logp_dlogp
+    rng = np.random.default_rng(11)
+    k = model.initial_point()["w"].size
+    points = [rng.normal(size=k) for _ in range(4)] + [3 * rng.normal(size=k)]
+    for w in points:
+        lp, grad = twin(w)
+        assert lp == pytest.approx(float(logp({"w": w})), rel=1e-11, abs=1e-8)
+        np.testing.assert_allclose(grad, dlogp({"w": w}), rtol=1e-8,
+                                   atol=1e-9 * np.abs(grad).max())
+    shuffled = frame.assign(dose=rng.permutation(frame["dose"].to_numpy()))
+    model.update_data(build_design(shuffled, spec))
+    w = points[0]
+    lp2, grad2 = twin(w)
+    assert lp2 != pytest.approx(lp)
+    assert lp2 == pytest.approx(float(logp({"w": w})), rel=1e-11, abs=1e-8)
+    np.testing.assert_allclose(grad2, dlogp({"w": w}), rtol=1e-8,
+                               atol=1e-9 * np.abs(grad2).max())
+
+
 def test_softplus_and_sigmoid_are_stable():
     from scipy.special import expit
 

@@ -720,6 +720,14 @@ def build_logit_model(
         "tau_scale": priors.tau_scale, "lkj_eta": priors.lkj_eta,
     }
     sh = {k: pytensor.shared(np.asarray(v, dtype=float), name=k) for k, v in sh.items()}
+    twin = None
+    if numpy_likelihood:  # the same log posterior in compiled kernels (PyMC's NUTS uses it)
+        from vagg_bayes.bayes.glm_kernel import LogitPosterior
+
+        twin = LogitPosterior(
+            {k: sh[k].get_value() for k in ("theta_mu", "theta_sd", "tau_scale", "lkj_eta")},
+            p, q, varying[1] if q == 2 else 0, group_level, row_level)
+        twin.set_data(_data_values(white, cols, lam, q), rows)
 
     with pm.Model(coords=coords) as model:
         whitened = pm.Flat("w", dims="unconstrained")
@@ -818,9 +826,11 @@ def build_logit_model(
         new_lam = centring_weights(new_design, parameterization,
                                    group_sd=new_prefit.tau * np.exp(-new_prefit.log_tau_sd))
         new_white = _whitening(new_design, new_cols, new_prefit, new_lam)
-        for key, value in _data_values(new_white, new_cols, new_lam, q).items():
+        new_values = _data_values(new_white, new_cols, new_lam, q)
+        for key, value in new_values.items():
             sh[key].set_value(np.asarray(value, dtype=float))
         loglik_op.rows = new_rows
+        twin.set_data(new_values, new_rows)
         new_centred = new_lam > 0.5
         new_labels = [str(v) for v in new_design.group_labels]
         model._coords["group"] = tuple(new_labels)
@@ -832,4 +842,6 @@ def build_logit_model(
         model.slope_means = new_cols.slope_means
 
     model.update_data = update
+    if twin is not None:
+        model.fast_logp_dlogp = twin
     return model

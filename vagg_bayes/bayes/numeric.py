@@ -73,16 +73,17 @@ def log_expit(x) -> np.ndarray:
     return out
 
 
-def numba_jit(func):
+def numba_jit(func, fastmath: bool | set = False):
     """Compile ``func`` with numba, cached on disk where numba finds a writable place.
 
     That is next to the module of ``func``, else the user's cache folder; where numba
     finds none (a read-only install without a writable home), it compiles afresh in each
-    process.
+    process. ``fastmath``: numba's flags (a set such as ``{"reassoc"}`` lets sums be
+    vectorised).
     """
     import numba
 
     try:
-        return numba.njit(cache=True, error_model="numpy")(func)
+        return numba.njit(cache=True, error_model="numpy", fastmath=fastmath)(func)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(error_model="numpy")(func)
+        return numba.njit(error_model="numpy", fastmath=fastmath)(func)
