@@ -33,11 +33,13 @@ coordinate is conditional on the intercept's ``z``: ``theta_1 + L_10 z_0``.
 
 Speed at many rows: with the default sampler the log-likelihood and its gradient come
 from one NumPy operation (:class:`LogitLoglik`): SIMD ``exp``/``log``, rows sorted by
-group so that group sums are contiguous segment sums. nutpie and NumPyro compile the
-model themselves, so for them the same likelihood is written as a PyTensor graph.
+group so that group sums are contiguous segment sums; and PyMC's NUTS evaluates the
+model's compiled twin of the whole log posterior (:mod:`vagg_bayes.bayes.glm_kernel`,
+``model.fast_logp_dlogp``) instead of the graph. nutpie and NumPyro compile the model
+themselves, so for them the same likelihood is written as a PyTensor graph.
 
 May import: numpy, pymc, pytensor, vagg_bayes.bayes.design, vagg_bayes.bayes.priors,
-vagg_bayes.bayes.numeric, vagg_bayes.bayes.diagnostics.
+vagg_bayes.bayes.numeric, vagg_bayes.bayes.diagnostics, vagg_bayes.bayes.glm_kernel.
 """
 
 from __future__ import annotations

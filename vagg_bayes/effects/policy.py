@@ -54,12 +54,11 @@ class Scenario:
     description: str
 
     def __str__(self) -> str:
-        from vagg_bayes.report.render import to_markdown
-
         shown = self.table[[c for c in self.table.columns
                             if c in CONTRACT or c.startswith(("share:", "saved_mean"))]]
-        return f"Scenario: {self.description}\n\n{to_markdown(shown.head(12), 4)}" + (
-            f"\n... ({len(self.table) - 12} more rows)" if len(self.table) > 12 else "")
+        text = shown.head(12).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        return f"Scenario: {self.description}\n\n{text}\n" + (
+            f"... ({len(self.table) - 12} more rows)\n" if len(self.table) > 12 else "")
 
 
 def select_groups(result, groups) -> np.ndarray | None:

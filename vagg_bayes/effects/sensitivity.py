@@ -11,7 +11,7 @@ It equals ``a_k b_k`` at ``rho = 0`` and crosses zero at ``rho = r~``. One path'
 ``rho`` varies at a time (the others at 0), so each path gets a posterior of its
 crossing point.
 
-May import: numpy, pandas, arviz, matplotlib (lazily), vagg_bayes.report.tables.
+May import: numpy, pandas, arviz, matplotlib (lazily), vagg_bayes.bayes.summary.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vagg_bayes.report.tables import HDI_PROB
+from vagg_bayes.bayes.summary import HDI_PROB
 
 #: Grid of ``rho`` values searched, strictly inside (-1, 1).
 RHO_GRID = np.round(np.linspace(-0.99, 0.99, 397), 6)
