@@ -81,7 +81,7 @@ class Analysis:
     spec : Spec
     settings : SamplerSettings, optional
         Draws, tune, chains, seed and sampler; default ``SamplerSettings()``.
-    parameterization : {"auto", "centered", "noncentered"}, default "auto"
+    parameterization : {"auto", "centred", "noncentred"}, default "auto"
         Group effects of a Bernoulli outcome (Gaussian ones are integrated out).
     prior_scale : float, default 1.0
         Multiplies the scale of every default prior (coefficient SDs, group-effect SD

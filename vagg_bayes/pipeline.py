@@ -39,7 +39,7 @@ def estimate(
         Draws, tune, chains, seed and sampler; default ``SamplerSettings()``.
     source : str, default "data"
         Name of the data in error messages (the file name).
-    parameterization : {"auto", "centered", "noncentered"}, default "auto"
+    parameterization : {"auto", "centred", "noncentred"}, default "auto"
         Group effects of non-Gaussian models (Gaussian ones are integrated out).
 
     Returns

@@ -62,7 +62,7 @@ def _unpack(w, model, design):
 
 
 @pytest.mark.parametrize("varying_slope", [False, True])
-@pytest.mark.parametrize("parameterization", ["auto", "centered", "noncentered"])
+@pytest.mark.parametrize("parameterization", ["auto", "centred", "noncentred"])
 def test_whitened_logit_model_has_the_reference_posterior(spec_slope, frame_factory,
                                                           varying_slope, parameterization):
     frame = _mixed_frame(frame_factory)
@@ -90,7 +90,7 @@ def test_whitened_logit_model_has_the_reference_posterior(spec_slope, frame_fact
 
 def test_auto_parameterisation_follows_the_information():
     """Large groups: centred; a slope with no variation within groups: non-centred."""
-    from vagg_bayes.bayes.glm import centered_mask, centring_weights
+    from vagg_bayes.bayes.glm import centred_mask, centring_weights
 
     rng = np.random.default_rng(0)
     J = 6
@@ -104,18 +104,18 @@ def test_auto_parameterisation_follows_the_information():
     frame = pd.DataFrame({"y": rng.integers(0, 2, g.size), "x": x, "g": g})
     design = build_design(frame, Spec(outcome="y", treatment="x", group="g",
                                       varying_slope=True, family="bernoulli"))
-    mask = centered_mask(design)
+    mask = centred_mask(design)
     np.testing.assert_array_equal(mask[:, 0], [True, True, True, False, False, True])
     np.testing.assert_array_equal(mask[:, 1], [False] * 5 + [True])
-    assert not centered_mask(design, group_sd=np.array([0.5, 0.01]))[:, 1].any()
-    assert centered_mask(design, "centered").all()
-    assert not centered_mask(design, "noncentered").any()
+    assert not centred_mask(design, group_sd=np.array([0.5, 0.01]))[:, 1].any()
+    assert centred_mask(design, "centred").all()
+    assert not centred_mask(design, "noncentred").any()
     lam = centring_weights(design)  # partial centring: the weight of the group's own data
     assert np.all((lam >= 0) & (lam < 1)) and np.all(lam[:, 0] > 0)
     assert lam[:5, 1].max() < 1e-10  # no variation within the group: non-centred
     np.testing.assert_array_equal(lam > 0.5, mask)
-    assert centring_weights(design, "centered").min() == 1.0
-    assert centring_weights(design, "noncentered").max() == 0.0
+    assert centring_weights(design, "centred").min() == 1.0
+    assert centring_weights(design, "noncentred").max() == 0.0
 
 
 @pytest.mark.parametrize("varying_slope", [False, True])

@@ -162,7 +162,7 @@ class EquationModel:
     settings : SamplerSettings
     priors : Priors, optional
         Default: :func:`default_priors` of ``design`` (scaled to the first data).
-    parameterization : {"auto", "centered", "noncentered"}, default "auto"
+    parameterization : {"auto", "centred", "noncentred"}, default "auto"
         Group effects of a Bernoulli model (Gaussian models integrate them out).
 
     Notes
@@ -292,7 +292,7 @@ def fit_equation(
     settings : SamplerSettings
     priors : Priors, optional
         Default: :func:`default_priors` (scaled to the data).
-    parameterization : {"auto", "centered", "noncentered"}, default "auto"
+    parameterization : {"auto", "centred", "noncentred"}, default "auto"
         Group effects of a Bernoulli model (Gaussian models integrate them out).
     seed : int or SeedSequence, optional
         Default ``settings.random_seed``.

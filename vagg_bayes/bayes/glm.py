@@ -14,7 +14,7 @@ posterior; ``tests/bayes/test_glm.py`` checks the density against the textbook m
   0`` the non-centred one (right for weakly informed groups and SDs near zero); the
   weight in between is the group data's share of its posterior mean, which makes
   ``F`` nearly independent of the population parameters (Papaspiliopoulos, Roberts &
-  Skold 2003; Gorinova, Moore & Hoffman 2020). ``"centered"`` and ``"noncentered"``
+  Skold 2003; Gorinova, Moore & Hoffman 2020). ``"centred"`` and ``"noncentred"``
   force ``lam = 1`` or ``0``.
 - **Between and within.** Every population column is split into its group means,
   which enter the mean of the group intercepts, and the rows' within-group
@@ -56,11 +56,11 @@ from vagg_bayes.bayes.numeric import softplus, softplus_sigmoid
 from vagg_bayes.bayes.priors import Priors
 
 __all__ = [
-    "PARAMETERIZATIONS", "build_logit_model", "centered_mask", "centring_weights",
+    "PARAMETERIZATIONS", "build_logit_model", "centred_mask", "centring_weights",
     "group_cholesky", "group_level_columns", "group_means", "softplus",
 ]  # softplus: re-exported from vagg_bayes.bayes.numeric (vagg_bayes.bayes.fit imports it)
 
-PARAMETERIZATIONS = ("auto", "centered", "noncentered")
+PARAMETERIZATIONS = ("auto", "centred", "noncentred")
 _TYPICAL_GROUP_SD = 0.5  # on the logit scale; used only to choose the parameterisation
 
 
@@ -82,7 +82,7 @@ def _information(design: Design, varying: list[int]) -> np.ndarray:
     return out * p * (1 - p)
 
 
-def centered_mask(
+def centred_mask(
     design: Design, parameterization: str = "auto", group_sd: np.ndarray | None = None
 ) -> np.ndarray:
     """Boolean mask (J, q): which group coefficients are sampled centred.
@@ -98,7 +98,7 @@ def centered_mask(
         )
     q = len(design.varying)
     if parameterization != "auto":
-        return np.full((design.n_groups, q), parameterization == "centered")
+        return np.full((design.n_groups, q), parameterization == "centred")
     sd = np.full(q, _TYPICAL_GROUP_SD) if group_sd is None else np.asarray(group_sd)
     return _information(design, list(design.varying)) * sd**2 > 1.0
 
@@ -113,9 +113,9 @@ def centring_weights(
     data in its posterior mean, which makes the sampled coordinate and the population
     parameters nearly independent in the normal approximation (Papaspiliopoulos,
     Roberts & Skold 2003; Gorinova, Moore & Hoffman 2020). It exceeds 1/2 exactly where
-    :func:`centered_mask` says centred.
+    :func:`centred_mask` says centred.
     """
-    mask = centered_mask(design, parameterization, group_sd)
+    mask = centred_mask(design, parameterization, group_sd)
     if parameterization != "auto":
         return mask.astype(float)
     q = len(design.varying)
@@ -651,7 +651,7 @@ def build_logit_model(
     ----------
     design : Design
     priors : Priors
-    parameterization : {"auto", "centered", "noncentered"}
+    parameterization : {"auto", "centred", "noncentred"}
         Group effects: see :func:`centring_weights` (``"auto"`` uses the group SDs
         estimated from the data).
     numpy_likelihood : bool, default True
