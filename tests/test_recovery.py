@@ -34,17 +34,22 @@ def test_gaussian_total_effect_recovered(seed):
 def test_bernoulli_total_effect_recovered():
     # A city-level control (region) beside 60 city intercepts mixes slowly: its ESS may
     # fall short of 400 with 2 x 1000 draws (reported loudly by the result); the effect
-    # itself must mix well and cover the truth.
-    # Bernoulli models have no city-year effects yet (README): on data with city-year
-    # shocks in the survival equation their intervals of a city-year treatment are too
-    # narrow, so this recovery check simulates without them; firm and city quality stay.
+    # itself must mix well and cover the truth. The simulator's city-year shocks act on
+    # survival (SD 0.3 on the logit from its own shocks): the city-year treatment turns on
+    # the model's city-year effects. Bernoulli models have firm means (Mundlak) but no
+    # firm intercepts yet (README): a large persistent firm quality then moves the logit's
+    # average effect, so this check simulates without it and tests the city-year part.
     panel, truth = simulate_panel(n_firms=3000, n_cities=60, n_provinces=10, seed=4,
-                                  city_year_sd=0.0)
+                                  firm_quality_sd=0.0)
     spec = Spec(outcome="survival", treatment="va", controls=CONTROLS, unit="firm_id",
                 group="city_id", time="year", family="bernoulli")
     result = estimate(panel, spec, settings=SamplerSettings(random_seed=4))
     _covers(result, truth["survival"]["total"])
     assert result.summary("effects").set_index("effect").loc["total", "ess_bulk"] > 400
+    coefs = result.summary("coefficients").set_index("term")
+    # on by default for a city-year treatment, and far from zero
+    assert 0.15 < coefs.loc["sd(city_id:year)", "mean"] < 0.5
+    assert coefs.loc["design_effect(city_id:year)", "mean"] > 1.5
 
 
 @pytest.mark.slow

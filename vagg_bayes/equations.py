@@ -117,7 +117,6 @@ def outcome_design(panel: pd.DataFrame, spec: Spec, response: str | None = None,
     return build_design(panel, spec, response=response,
                         regressors=[spec.treatment, *spec.mediators, *spec.controls],
                         varying_column=spec.varying_mediator,
-                        group_time=False if spec.family == "bernoulli" else None,
                         reference=reference, source=source,
                         moderators=list(spec.moderators))
 
@@ -158,8 +157,7 @@ def equation_designs(panel: pd.DataFrame, spec: Spec, *,
     ref = reference or {}
     if not spec.mediators:
         design = build_design(panel, spec, reference=ref.get(OUTCOME),
-                              group_time=False if spec.family == "bernoulli" else None,
-                              source=source, moderators=list(spec.moderators))
+                                    source=source, moderators=list(spec.moderators))
         designs, notes = {OUTCOME: design}, {}
     else:
         designs = {OUTCOME: outcome_design(panel, spec, reference=ref.get(OUTCOME),

@@ -209,12 +209,6 @@ class Spec:
                 "\"within\" (unit means of the time-varying regressors: correlated random "
                 "effects, average partial effects identified) or \"none\"."
             )
-        if self.family == "bernoulli" and self.group_time_effects:
-            raise SpecError(
-                f"[model].group_time_effects = true{where} is not available for family = "
-                "\"bernoulli\" yet; remove the key (group-time shocks then stay in the "
-                "residual, so intervals of a group-time treatment may be too narrow)."
-            )
         if self.varying_slope and self.group is None:
             raise SpecError(
                 f"[model].varying_slope = true{where} needs a grouping column; "

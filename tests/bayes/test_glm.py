@@ -88,6 +88,58 @@ def test_whitened_logit_model_has_the_reference_posterior(spec_slope, frame_fact
     np.testing.assert_allclose(diffs, diffs[0], rtol=0, atol=1e-7)
 
 
+@pytest.mark.parametrize("varying_slope", [False, True])
+def test_group_time_cells_have_the_reference_posterior(spec_slope, frame_factory,
+                                                       varying_slope):
+    """Group-time effects e_jt ~ N(0, sd_cell^2) (partially centred, whitened): the
+    density equals the textbook model's up to the Jacobians of the centred coordinates."""
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+
+    from vagg_bayes.bayes.collapsed import _chol_factor_pt
+
+    frame = _mixed_frame(frame_factory)
+    spec = spec_slope.with_(varying_slope=varying_slope, controls=("kind", "climate"))
+    design = build_design(frame, spec, group_time=True)
+    priors = default_priors(design, "bernoulli")
+    model = build_logit_model(design, priors)
+    cells = model.cells
+    assert cells.n == len(set(zip(design.group_codes, design.time_codes, strict=True)))
+    assert 0 < cells.lam.min() and cells.lam.max() < 1
+    ref = _reference_model(design, priors)
+    codes = cells.codes
+    with ref:
+        sd_cell = pm.HalfNormal("sd_cell", priors.tau_scale)
+        z_cell = pm.Normal("z_cell", 0, 1, shape=cells.n)
+        # the likelihood with the cells, in place of the reference's own "y" (left out of
+        # the density compiled below)
+        W = design.Z[:, list(design.varying)]
+        q = len(design.varying)
+        L = _chol_factor_pt(ref["tau"], (2 * ref["corr_raw"] - 1) if q == 2 else None)
+        u = pt.dot(ref["z"], L.T)
+        eta = (pt.dot(design.Z, ref["theta"]) + pt.sum(u[design.group_codes] * W, axis=1)
+               + sd_cell * z_cell[codes])
+        pm.Potential("with_cells", pt.sum(design.y * eta - pt.softplus(eta)))
+    f, f_ref = model.compile_logp(), ref.compile_logp(vars=[
+        *[v for v in ref.basic_RVs if v.name != "y"], ref["with_cells"]])
+    value = model.rvs_to_values[model["w"]]
+    cell_out = pytensor.function([value], model.replace_rvs_by_values(
+        [model["sd_cell"], model["cell_effect"]]))
+    rng = np.random.default_rng(9)
+    k = model.initial_point()["w"].size
+    diffs = []
+    for _ in range(4):
+        w = rng.normal(size=k) * 0.5
+        point, log_jac = _unpack(w, model, design)
+        sd_c, e = cell_out(w)
+        point["sd_cell_log__"] = np.log(sd_c)
+        point["z_cell"] = e / sd_c
+        log_jac -= float((cells.lam * np.log(sd_c)).sum())
+        diffs.append(f({"w": w}) - (f_ref(point) + log_jac))
+    np.testing.assert_allclose(diffs, diffs[0], rtol=0, atol=1e-7)
+
+
 def test_auto_parameterisation_follows_the_information():
     """Large groups: centred; a slope with no variation within groups: non-centred."""
     from vagg_bayes.bayes.glm import centred_mask, centring_weights
@@ -136,15 +188,16 @@ def test_numpy_likelihood_equals_the_graph(spec_slope, frame_factory, varying_sl
                                    rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("cells", [False, True], ids=["groups", "group-time cells"])
 @pytest.mark.parametrize("controls", [("kind", "climate"), ()], ids=["controls", "none"])
 @pytest.mark.parametrize("varying_slope", [False, True])
 def test_compiled_twin_equals_the_graph_and_follows_new_data(spec_slope, frame_factory,
-                                                             varying_slope, controls):
+                                                             varying_slope, controls, cells):
     """The numba twin (what PyMC's NUTS evaluates) has the graph's value and gradient,
     also far out (tiny and huge group SDs, correlation near 1) and after new data."""
     frame = _mixed_frame(frame_factory)
     spec = spec_slope.with_(varying_slope=varying_slope, controls=controls)
-    design = build_design(frame, spec)
+    design = build_design(frame, spec, group_time=cells)
     model = build_logit_model(design, default_priors(design, "bernoulli"))
     logp, dlogp = model.compile_logp(), model.compile_dlogp()
     twin = model.fast_logp_dlogp
@@ -157,7 +210,7 @@ def test_compiled_twin_equals_the_graph_and_follows_new_data(spec_slope, frame_f
         np.testing.assert_allclose(grad, dlogp({"w": w}), rtol=1e-8,
                                    atol=1e-9 * np.abs(grad).max())
     shuffled = frame.assign(dose=rng.permutation(frame["dose"].to_numpy()))
-    model.update_data(build_design(shuffled, spec))
+    model.update_data(build_design(shuffled, spec, group_time=cells))
     w = points[0]
     lp2, grad2 = twin(w)
     assert lp2 != pytest.approx(lp)

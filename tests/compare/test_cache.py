@@ -82,3 +82,18 @@ def test_cache_records_round_trip_and_are_cleared_without_resume(tmp_path):
     assert RefitCache(tmp_path, resume=True).load("m/1", 0, {**key, "run": "other"}) is None
     assert RefitCache(tmp_path, resume=False).load("m/1", 0, key) is None
     assert not list(tmp_path.glob("compare-*.json"))
+
+
+def test_an_unreadable_record_warns_and_counts_as_absent(tmp_path):
+    cache = RefitCache(tmp_path, resume=True)
+    key = {"run": "abc", "left_out": ["Zürich"], "seed": [1, [0]]}
+    cache.save("m", 0, key, {"values": {"1": -1.5}})
+    path = cache.path("m", 0, key)
+    path.write_text("{\"values\": {\"1\": -1.", encoding="utf-8")  # cut short
+    with pytest.warns(RuntimeWarning, match=path.name):
+        assert cache.load("m", 0, key) is None
+    path.write_text("[1, 2]", encoding="utf-8")  # valid JSON, not a record
+    with pytest.warns(RuntimeWarning, match="no 'values'"):
+        assert cache.load("m", 0, key) is None
+    assert cache.counts["cached"] == 0
+

@@ -97,6 +97,21 @@ def test_resume_reads_finished_refits_and_refits_only_the_rest(tmp_path):
         assert a.effects == b.effects  # floats survive the JSON round trip exactly
 
 
+def test_an_unreadable_cached_refit_is_refitted_with_a_warning(tmp_path):
+    data = _data()
+    tasks = _tasks(3)
+    RefitRunner(FakeAnalysis(), data, cache_dir=tmp_path, progress=False).run(tasks)
+    damaged = sorted(tmp_path.glob("*.json"))[1]
+    damaged.write_text('{"effects": {"total": [0.1', encoding="utf-8")  # cut short
+    again = FakeAnalysis()
+    runner = RefitRunner(again, data, cache_dir=tmp_path, resume=True, progress=False)
+    with pytest.warns(RuntimeWarning, match=damaged.name):
+        resumed = runner.run(tasks)
+    assert again.calls == 1 and runner.counts["cached"] == 2
+    whole = RefitRunner(FakeAnalysis(), data, progress=False).run(tasks)
+    assert [a.effects for a in resumed] == [b.effects for b in whole]
+
+
 def test_without_resume_the_cache_is_cleared_and_other_data_never_match(tmp_path):
     data = _data()
     RefitRunner(FakeAnalysis(), data, cache_dir=tmp_path, progress=False).run(_tasks(3))

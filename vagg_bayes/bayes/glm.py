@@ -173,7 +173,8 @@ class _Rows:
     """
 
     def __init__(self, design: Design, rest: list[int], varying: list[int], codes: np.ndarray,
-                 rest_means: np.ndarray | None = None, slope_means: np.ndarray | None = None):
+                 rest_means: np.ndarray | None = None, slope_means: np.ndarray | None = None,
+                 cell_codes: np.ndarray | None = None):
         order = np.argsort(codes, kind="stable")
         self.J = design.n_groups
         self.counts = np.bincount(codes, minlength=self.J)
@@ -191,12 +192,17 @@ class _Rows:
             for a in range(1, len(self.W)):
                 self.W[a] = self.W[a] - slope_means[codes[order]]
         self.codes = np.ascontiguousarray(codes[order], dtype=np.intp)
+        # group-time cells (nested in the groups): each row's cell, in stored order
+        self.cell_codes = (None if cell_codes is None
+                           else np.ascontiguousarray(cell_codes[order], dtype=np.intp))
+        self.n_cells = 0 if cell_codes is None else int(cell_codes.max()) + 1
 
     def group_sum(self, x: np.ndarray) -> np.ndarray:
         """Sum of ``x`` (rows in stored order) within each group, (J,)."""
         return np.add.reduceat(x, self.starts)
 
-    def eta(self, theta_rest: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    def eta(self, theta_rest: np.ndarray, coef: np.ndarray,
+            cell: np.ndarray | None = None) -> np.ndarray:
         eta = (np.einsum("ij,j->i", self.Z_rest, theta_rest) if self.Z_rest is not None
                else np.zeros(len(self.y)))
         for a, W in enumerate(self.W):
@@ -204,10 +210,13 @@ class _Rows:
             if W is not None:
                 g *= W
             eta += g
+        if cell is not None and self.cell_codes is not None:
+            eta += cell[self.cell_codes]
         return eta
 
-    def loglik_grad(self, theta_rest: np.ndarray, coef: np.ndarray):
-        eta = self.eta(theta_rest, coef)
+    def loglik_grad(self, theta_rest: np.ndarray, coef: np.ndarray,
+                    cell: np.ndarray | None = None):
+        eta = self.eta(theta_rest, coef, cell)
         log1p_exp, sigmoid = softplus_sigmoid(eta)
         logp = float(np.einsum("i,i->", self.y, eta) - log1p_exp.sum())
         r = np.subtract(self.y, sigmoid, out=sigmoid)
@@ -216,7 +225,9 @@ class _Rows:
         g_coef = np.empty((self.J, len(self.W)))
         for a, W in enumerate(self.W):
             g_coef[:, a] = self.group_sum(r if W is None else r * W)
-        return logp, g_theta, g_coef
+        g_cell = (np.bincount(self.cell_codes, weights=r, minlength=self.n_cells)
+                  if self.cell_codes is not None else np.zeros(0))
+        return logp, g_theta, g_coef, g_cell
 
 
 @functools.cache
@@ -229,33 +240,40 @@ def _make_loglik_op():
     class LogitLoglik(Op):
         """Log-likelihood of a logistic regression, with its gradient as extra outputs.
 
-        Inputs ``theta_rest`` (population coefficients of the non-varying columns)
-        and ``coef`` (J, q) (every group's coefficients of the varying columns);
-        outputs the log-likelihood and its gradient with respect to both. The
-        gradient of the first output reuses the other two, so one call computes all.
-        Instances compare by identity (each holds its own data).
+        Inputs ``theta_rest`` (population coefficients of the non-varying columns),
+        ``coef`` (J, q) (every group's coefficients of the varying columns) and ``cell``
+        (the group-time cell effects; empty without them); outputs the log-likelihood
+        and its gradient with respect to the three. The gradient of the first output
+        reuses the others, so one call computes all. Instances compare by identity
+        (each holds its own data).
         """
 
         def __init__(self, rows: _Rows):
             self.rows = rows
 
-        def make_node(self, theta_rest, coef):
+        def make_node(self, theta_rest, coef, cell):
             theta_rest = pt.as_tensor_variable(theta_rest).astype("float64")
             coef = pt.as_tensor_variable(coef).astype("float64")
-            return Apply(self, [theta_rest, coef], [pt.dscalar(), pt.dvector(), pt.dmatrix()])
+            cell = pt.as_tensor_variable(cell).astype("float64")
+            return Apply(self, [theta_rest, coef, cell],
+                         [pt.dscalar(), pt.dvector(), pt.dmatrix(), pt.dvector()])
 
         def perform(self, node, inputs, outputs):
-            logp, g_theta, g_coef = self.rows.loglik_grad(*inputs)
+            theta_rest, coef, cell = inputs
+            logp, g_theta, g_coef, g_cell = self.rows.loglik_grad(
+                theta_rest, coef, cell if cell.size else None)
             outputs[0][0] = np.asarray(logp)
             outputs[1][0] = g_theta
             outputs[2][0] = g_coef
+            outputs[3][0] = g_cell
 
         def grad(self, inputs, output_grads):
             for g in output_grads[1:]:
                 if not isinstance(g.type, DisconnectedType):
                     raise NotImplementedError("only the log-likelihood output is differentiable")
-            _, g_theta, g_coef = self(*inputs)
-            return [output_grads[0] * g_theta, output_grads[0] * g_coef]
+            _, g_theta, g_coef, g_cell = self(*inputs)
+            return [output_grads[0] * g_theta, output_grads[0] * g_coef,
+                    output_grads[0] * g_cell]
 
         def __str__(self):
             return "LogitLoglik"
@@ -619,15 +637,105 @@ def _whitening(design: Design, cols: _Columns, prefit: Prefit, lam: np.ndarray) 
                       coord_chol=chol)
 
 
+# --------------------------------------------------------------------------- group-time cells
+
+
+@dataclass(frozen=True, eq=False)
+class Cells:
+    """The group-time cells of a logit model with group-time effects, and their whitening.
+
+    Attributes
+    ----------
+    codes : ndarray (n,)
+        Each row's cell (data order), cells numbered in (group, time) order.
+    group, time : ndarray (n_cells,)
+        Each cell's group and time code.
+    sd, log_sd_sd : float
+        Prefit mode of the cells' SD and the approximate posterior SD of its log.
+    lam : ndarray (n_cells,)
+        Partial centring weights (as for the groups: the weight of the cell's own data).
+    coord_mean, coord_scale : ndarray (n_cells,)
+        Whitening of the sampled coordinates ``F = coord_mean + coord_scale R``.
+    """
+
+    codes: np.ndarray
+    group: np.ndarray
+    time: np.ndarray
+    sd: float
+    log_sd_sd: float
+    lam: np.ndarray
+    coord_mean: np.ndarray
+    coord_scale: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of cells."""
+        return int(self.group.size)
+
+
+def cell_index(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's group-time cell and each cell's group and time code."""
+    T = int(design.time_codes.max()) + 1
+    key = design.group_codes.astype(np.int64) * T + design.time_codes
+    uniq, codes = np.unique(key, return_inverse=True)
+    return codes.astype(np.intp), (uniq // T).astype(np.intp), (uniq % T).astype(np.intp)
+
+
+def _cell_prefit(design: Design, rows: _Rows, offset: np.ndarray, tau_scale: float,
+                 parameterization: str) -> Cells:
+    """Cells' SD and whitening from a quick fit given the prefit's linear predictor.
+
+    ``offset`` is the prefit's linear predictor (rows in stored order). One Newton
+    solve per cell for its effect under a vague prior gives an estimate and its
+    precision; :func:`_profile_log_tau` turns them into the SD's approximate posterior;
+    the cells' conditional posteriors at that SD give the whitening.
+    """
+    codes, group, time = cell_index(design)
+    n_cells = group.size
+    stored = rows.cell_codes
+    b_hat = np.zeros(n_cells)
+    h = np.full(n_cells, 1e-2)
+    for _ in range(6):
+        _, prob = softplus_sigmoid(offset + b_hat[stored])
+        g = np.bincount(stored, weights=rows.y - prob, minlength=n_cells) - 1e-2 * b_hat
+        h = np.bincount(stored, weights=prob * (1 - prob), minlength=n_cells) + 1e-2
+        step = np.clip(g / h, -2.0, 2.0)
+        b_hat = b_hat + step
+        if np.max(np.abs(step)) < 1e-6:
+            break
+    sd, log_sd_sd, _ = _profile_log_tau(b_hat, h, np.zeros((n_cells, 1)), tau_scale)
+    if parameterization == "auto":
+        s = sd * np.exp(-log_sd_sd)  # conservative, as for the groups
+        lam = h * s**2 / (1.0 + h * s**2)
+    else:
+        lam = np.full(n_cells, 1.0 if parameterization == "centred" else 0.0)
+    precision = h + 1.0 / sd**2
+    factor = sd ** (lam - 1.0)  # F = sd^(lam - 1) e at the prefit SD
+    return Cells(codes, group, time, sd, log_sd_sd, lam,
+                 coord_mean=factor * h * b_hat / precision,
+                 coord_scale=factor / np.sqrt(precision))
+
+
 # --------------------------------------------------------------------------- the model
 
 
-def _data_values(white: _Whitening, cols: _Columns, lam: np.ndarray, q: int) -> dict:
+def _data_values(white: _Whitening, cols: _Columns, lam: np.ndarray, q: int,
+                 cells: Cells | None = None) -> dict:
     """The logit model's data-dependent numbers (its shared variables besides the priors):
-    whitening, group-level values and means, centring weights."""
-    values = {"pop_shift": white.pop_shift, "pop_scale": white.pop_scale,
+    whitening, group-level values and means, centring weights; with group-time cells the
+    population block gains ``log sd_cell`` (last) and the cells' whitening and weights."""
+    shift, scale = white.pop_shift, white.pop_scale
+    if cells is not None:
+        shift = np.append(shift, np.log(cells.sd))
+        k = scale.shape[0]
+        scale = np.pad(scale, ((0, 1), (0, 1)))
+        scale[k, k] = cells.log_sd_sd
+    values = {"pop_shift": shift, "pop_scale": scale,
               "group_level_values": cols.group_level_values,
               "row_level_means": cols.row_level_means}
+    if cells is not None:
+        values.update(cell_mean=cells.coord_mean, cell_scale=cells.coord_scale,
+                      cell_lam=cells.lam)
     for a in range(q):
         values[f"coord_mean{a}"] = white.coord_mean[:, a]
         values[f"chol{a}{a}"] = white.coord_chol[:, a, a]
@@ -695,29 +803,42 @@ def build_logit_model(
     p, J = design.p, design.n_groups
     cols = _Columns.of(design)
     varying, group_level, row_level = cols.varying, cols.group_level, cols.row_level
+    has_cells = design.time_codes is not None
     rows = _Rows(design, row_level, varying, design.group_codes,
-                 rest_means=cols.row_level_means, slope_means=cols.slope_means)
+                 rest_means=cols.row_level_means, slope_means=cols.slope_means,
+                 cell_codes=cell_index(design)[0] if has_cells else None)
     prefit = _prefit(design, priors, rows, cols)
     # "auto": a conservative group SD, one SD below the prefit's mode on the log scale.
     lam = centring_weights(design, parameterization,
                            group_sd=prefit.tau * np.exp(-prefit.log_tau_sd))
     centred = lam > 0.5
     white = _whitening(design, cols, prefit, lam)
-    n_pop = p + q + (q == 2)
+    cells = (_cell_prefit(design, rows, rows.eta(prefit.theta[row_level], prefit.group_mode),
+                          float(priors.tau_scale), parameterization) if has_cells else None)
+    n_pop = p + q + (q == 2) + has_cells
 
     labels = [str(v) for v in design.group_labels]
     varying_names = [design.terms[k] for k in varying]
     names = [f"theta[{t}]" for t in design.terms] + [f"log_tau[{t}]" for t in varying_names]
     if q == 2:
         names.append("logit_corr")
+    if has_cells:
+        names.append("log_sd_cell")
     names += [f"{'b' if centred[j, a] else 'z'}[{labels[j]},{t}]"
               for j in range(J) for a, t in enumerate(varying_names)]
+    cell_labels = []
+    if has_cells:
+        cell_labels = [f"{labels[g]}:{design.time_labels[t]}"
+                       for g, t in zip(cells.group, cells.time, strict=True)]
+        names += [f"{'e' if lam_c > 0.5 else 'z'}[{label}]"
+                  for label, lam_c in zip(cell_labels, cells.lam, strict=True)]
+        coords["cell"] = cell_labels
     coords.update(varying=varying_names, group=labels, unconstrained=names)
 
     # Every data-dependent number is a shared variable: a literal would be compiled
     # into the C code, which would then be rebuilt for each data set.
     sh = {
-        **_data_values(white, cols, lam, q),
+        **_data_values(white, cols, lam, q, cells),
         "theta_mu": priors.theta_mu, "theta_sd": priors.theta_sd,
         "tau_scale": priors.tau_scale, "lkj_eta": priors.lkj_eta,
     }
@@ -729,7 +850,7 @@ def build_logit_model(
         twin = LogitPosterior(
             {k: sh[k].get_value() for k in ("theta_mu", "theta_sd", "tau_scale", "lkj_eta")},
             p, q, varying[1] if q == 2 else 0, group_level, row_level)
-        twin.set_data(_data_values(white, cols, lam, q), rows)
+        twin.set_data(_data_values(white, cols, lam, q, cells), rows)
 
     with pm.Model(coords=coords) as model:
         whitened = pm.Flat("w", dims="unconstrained")
@@ -751,7 +872,7 @@ def build_logit_model(
             L00 = pt.sqrt(tau[0] ** 2 + 2 * xb * s01 + xb**2 * tau[1] ** 2)
             l10 = (s01 + xb * tau[1] ** 2) / L00
             L_diag = [L00, tau[0] * tau[1] * pt.sqrt(1 - corr**2) / L00]
-        R = whitened[n_pop:].reshape((J, q))
+        R = whitened[n_pop : n_pop + J * q].reshape((J, q))
         F0 = sh["coord_mean0"] + sh["chol00"] * R[:, 0]
         F = [F0] if q == 1 else [
             F0, sh["coord_mean1"] + sh["chol10"] * R[:, 0] + sh["chol11"] * R[:, 1]]
@@ -778,10 +899,21 @@ def build_logit_model(
             zs.append(z)
             lp = lp - 0.5 * pt.sum(z**2) - pt.sum(lam_a * pt.log(La))
         coef = bs[0][:, None] if q == 1 else pt.stack(bs, axis=1)  # (J, q), group order
+        cell = pt.zeros(0)
+        if has_cells:
+            # Group-time cells, partially centred like the groups (mean 0): the sampled
+            # F = sd^lam z, the effect e = sd z; density log N(z | 0, 1) - lam log sd.
+            log_sd_cell = pop[n_pop - 1]
+            sd_cell = pt.exp(log_sd_cell)
+            lp = lp - 0.5 * (sd_cell / sh["tau_scale"]) ** 2 + log_sd_cell
+            F_cell = sh["cell_mean"] + sh["cell_scale"] * whitened[n_pop + J * q:]
+            z_cell = F_cell * pt.exp(-sh["cell_lam"] * log_sd_cell)
+            cell = sd_cell * z_cell
+            lp = lp - 0.5 * pt.sum(z_cell**2) - pt.sum(sh["cell_lam"]) * log_sd_cell
         loglik_op = None
         if numpy_likelihood:
             loglik_op = _make_loglik_op()(rows)
-            loglik = loglik_op(theta[row_level], coef)[0]
+            loglik = loglik_op(theta[row_level], coef, cell)[0]
         else:
             y = pytensor.shared(rows.y, name="y")
             eta = (pt.dot(pytensor.shared(rows.Z_rest, name="Z_rest"), theta[row_level])
@@ -789,12 +921,17 @@ def build_logit_model(
             for a, W in enumerate(rows.W):
                 g = coef[:, a][rows.codes]
                 eta = eta + (g if W is None else g * pytensor.shared(W, name=f"W{a}"))
+            if has_cells:
+                eta = eta + cell[pytensor.shared(rows.cell_codes, name="cell_codes")]
             loglik = pt.sum(y * eta - pt.softplus(eta))
         pm.Potential("logp", lp + loglik)
         pm.Deterministic("theta", theta, dims="term")
         pm.Deterministic("tau", tau, dims="varying")
         if q == 2:
             pm.Deterministic("corr", corr)
+        if has_cells:
+            pm.Deterministic("sd_cell", sd_cell)
+            pm.Deterministic("cell_effect", cell, dims="cell")
         # Deviations from the group's mean (group-level columns included in the mean),
         # the intercept back from c_j = b_j0 + xbar_j b_j1.
         if q == 1:
@@ -807,6 +944,7 @@ def build_logit_model(
     model.centring = lam
     model.slope_means = cols.slope_means
     model.group_level = [design.terms[k] for k in group_level]
+    model.cells = cells
 
     def update(new_design: Design) -> None:
         """Point the compiled model at new data with the same groups count and column
@@ -817,18 +955,30 @@ def build_logit_model(
         new_cols = _Columns.of(new_design)
         same = (loglik_op is not None and new_design.n_groups == J
                 and (new_cols.varying, new_cols.group_level, new_cols.row_level)
-                == (varying, group_level, row_level))
+                == (varying, group_level, row_level)
+                and (new_design.time_codes is not None) == has_cells)
+        new_cell_codes = None
+        if same and has_cells:
+            new_cell_codes, new_group, new_time = cell_index(new_design)
+            same = (np.array_equal(new_group, cells.group)
+                    and np.array_equal(new_time, cells.time))
         if not same:
-            raise ValueError("The new data change the logit model's structure (groups or "
-                             "column roles); build a new model instead.")
+            raise ValueError("The new data change the logit model's structure (groups, "
+                             "group-time cells or column roles); build a new model instead.")
         new_rows = _Rows(new_design, row_level, varying, new_design.group_codes,
                          rest_means=new_cols.row_level_means,
-                         slope_means=new_cols.slope_means)
+                         slope_means=new_cols.slope_means, cell_codes=new_cell_codes)
         new_prefit = _prefit(new_design, priors, new_rows, new_cols)
         new_lam = centring_weights(new_design, parameterization,
                                    group_sd=new_prefit.tau * np.exp(-new_prefit.log_tau_sd))
         new_white = _whitening(new_design, new_cols, new_prefit, new_lam)
-        new_values = _data_values(new_white, new_cols, new_lam, q)
+        new_cells = None
+        if has_cells:
+            new_cells = _cell_prefit(
+                new_design, new_rows,
+                new_rows.eta(new_prefit.theta[row_level], new_prefit.group_mode),
+                float(priors.tau_scale), parameterization)
+        new_values = _data_values(new_white, new_cols, new_lam, q, new_cells)
         for key, value in new_values.items():
             sh[key].set_value(np.asarray(value, dtype=float))
         loglik_op.rows = new_rows
@@ -838,10 +988,12 @@ def build_logit_model(
         model._coords["group"] = tuple(new_labels)
         model._coords["unconstrained"] = tuple(
             names[:n_pop] + [f"{'b' if new_centred[j, a] else 'z'}[{new_labels[j]},{t}]"
-                             for j in range(J) for a, t in enumerate(varying_names)])
+                             for j in range(J) for a, t in enumerate(varying_names)]
+            + names[n_pop + J * q:])
         model.centred = new_centred
         model.centring = new_lam
         model.slope_means = new_cols.slope_means
+        model.cells = new_cells
 
     model.update_data = update
     if twin is not None:

@@ -35,10 +35,12 @@ _CHUNK = 128  # terms 1 + exp(-|eta|) multiplied before one logarithm (<= 2**128
 
 
 def _forward_py(w, shift, scale, theta_mu, theta_sd, tau_scale, lkj_eta, xbar, glv, gl_idx,
-                rlm, rl_idx, coord_mean, chol, lam, p, q, v1, coef, work, pop):
-    """Population and group part: returns its log density; fills ``coef`` (J, q) with the
-    group coefficients ``(c_j, b_j1)``, ``work`` (J, 8) and ``pop`` (the population
-    vector ``shift + scale w``)."""
+                rlm, rl_idx, coord_mean, chol, lam, p, q, v1, coef, work, pop,
+                cell_mean, cell_scale, cell_lam, cell_eff, cell_z):
+    """Population, group and cell part: returns its log density; fills ``coef`` (J, q)
+    with the group coefficients ``(c_j, b_j1)``, ``work`` (J, 8), ``pop`` (the population
+    vector ``shift + scale w``) and, with group-time cells (``cell_mean`` not empty; their
+    ``log sd`` last in ``pop``), ``cell_eff`` and ``cell_z``."""
     n_pop = shift.shape[0]
     J = coef.shape[0]
     for i in range(n_pop):
@@ -103,14 +105,28 @@ def _forward_py(w, shift, scale, theta_mu, theta_sd, tau_scale, lkj_eta, xbar, g
             work[j, _L11] = L11
             work[j, _MEAN1] = mean1
             work[j, _E1] = e1
+    n_cells = cell_mean.shape[0]
+    if n_cells:
+        base = n_pop + J * q
+        log_s = pop[n_pop - 1]
+        s_cell = math.exp(log_s)
+        r = s_cell / tau_scale[0]
+        lp += -0.5 * r * r + log_s
+        for c in range(n_cells):
+            F = cell_mean[c] + cell_scale[c] * w[base + c]
+            z = F * math.exp(-cell_lam[c] * log_s)
+            cell_z[c] = z
+            cell_eff[c] = s_cell * z
+            lp += -0.5 * z * z - cell_lam[c] * log_s
     return lp
 
 
 def _reverse_py(w, scale, theta_mu, theta_sd, tau_scale, lkj_eta, xbar, glv, gl_idx, rlm,
-                rl_idx, chol, lam, p, q, v1, g_coef, g_rest, work, pop):
+                rl_idx, chol, lam, p, q, v1, g_coef, g_rest, work, pop, cell_scale, cell_lam,
+                cell_z, g_cell):
     """Gradient of the whole log posterior with respect to ``w``, given the likelihood's
-    gradient with respect to the group coefficients ``g_coef`` (J, q) and the row-level
-    coefficients ``g_rest``."""
+    gradient with respect to the group coefficients ``g_coef`` (J, q), the row-level
+    coefficients ``g_rest`` and the cell effects ``g_cell``."""
     n_pop = pop.shape[0]
     J = g_coef.shape[0]
     gpop = np.zeros(n_pop)
@@ -200,6 +216,22 @@ def _reverse_py(w, scale, theta_mu, theta_sd, tau_scale, lkj_eta, xbar, glv, gl_
     if q == 2:
         gpop[p + 1] += gt1 * t1
         gpop[p + 2] += gc * 0.5 * (1.0 - c * c)
+    n_cells = cell_z.shape[0]
+    if n_cells:
+        # z = F s^-lam, e = s z, density -z^2/2 - lam log s; prior on s with its Jacobian
+        base = n_pop + J * q
+        log_s = pop[n_pop - 1]
+        s_cell = math.exp(log_s)
+        r = s_cell / tau_scale[0]
+        g_log_s = -r * r + 1.0
+        for k in range(n_cells):
+            z = cell_z[k]
+            lam_c = cell_lam[k]
+            gz = g_cell[k] * s_cell - z
+            # d/d log s: through e = s z, through z = F s^-lam, and -lam log s
+            g_log_s += g_cell[k] * s_cell * z - lam_c * z * gz - lam_c
+            gw[base + k] = gz * math.exp(-lam_c * log_s) * cell_scale[k]
+        gpop[n_pop - 1] += g_log_s
     for k in range(n_pop):
         s = 0.0
         for i in range(n_pop):
@@ -208,13 +240,19 @@ def _reverse_py(w, scale, theta_mu, theta_sd, tau_scale, lkj_eta, xbar, glv, gl_
     return gw
 
 
-def _rows_eta_py(Z_rest, W, starts, ends, theta_rest, coef, eta, neg_abs):
+def _rows_eta_py(Z_rest, W, starts, ends, theta_rest, coef, eta, neg_abs, cell_codes,
+                 cell_eff):
     """Linear predictor of every row (rows sorted by group) into ``eta``, and ``-|eta|``
-    into ``neg_abs``. ``Z_rest`` (n, r) and ``W`` (n, q) Fortran-ordered."""
+    into ``neg_abs``. ``Z_rest`` (n, r) and ``W`` (n, q) Fortran-ordered; ``cell_codes``
+    (empty without group-time cells) each row's cell."""
     n = eta.shape[0]
     r = Z_rest.shape[1]
-    for i in range(n):
-        eta[i] = 0.0
+    if cell_codes.shape[0]:
+        for i in range(n):
+            eta[i] = cell_eff[cell_codes[i]]
+    else:
+        for i in range(n):
+            eta[i] = 0.0
     for k in range(r):
         t = theta_rest[k]
         for i in range(n):
@@ -235,9 +273,11 @@ def _rows_eta_py(Z_rest, W, starts, ends, theta_rest, coef, eta, neg_abs):
                 neg_abs[i] = -abs(e)
 
 
-def _rows_grad_py(Z_rest, W, y, starts, ends, eta, ex, res, g_rest, g_coef):
-    """Log-likelihood and its gradient (into ``g_rest``, ``g_coef``) from ``eta`` and
-    ``ex = exp(-|eta|)``; ``res`` receives the residuals ``y - sigmoid(eta)``."""
+def _rows_grad_py(Z_rest, W, y, starts, ends, eta, ex, res, g_rest, g_coef, cell_codes,
+                  g_cell):
+    """Log-likelihood and its gradient (into ``g_rest``, ``g_coef``, ``g_cell``) from
+    ``eta`` and ``ex = exp(-|eta|)``; ``res`` receives the residuals ``y -
+    sigmoid(eta)``."""
     n = eta.shape[0]
     lin = 0.0
     for i in range(n):
@@ -265,6 +305,11 @@ def _rows_grad_py(Z_rest, W, y, starts, ends, eta, ex, res, g_rest, g_coef):
             for i in range(starts[j], ends[j]):
                 s += res[i] * W[i, a]
             g_coef[j, a] = s
+    if cell_codes.shape[0]:
+        for k in range(g_cell.shape[0]):
+            g_cell[k] = 0.0
+        for i in range(n):
+            g_cell[cell_codes[i]] += res[i]
     return lin - logs
 
 
@@ -333,6 +378,15 @@ class LogitPosterior:
         self.chol = chol
         self.lam = np.ascontiguousarray(np.stack([values[f"lam{a}"] for a in range(q)],
                                                  axis=1), dtype=float)
+        cells = "cell_mean" in values
+        self.cell = tuple(np.ascontiguousarray(values[k] if cells else np.zeros(0), dtype=float)
+                          for k in ("cell_mean", "cell_scale", "cell_lam"))
+        n_cells = self.cell[0].size
+        self.cell_codes = (np.ascontiguousarray(rows.cell_codes, dtype=np.intp) if cells
+                           else np.zeros(0, dtype=np.intp))
+        self._cell_eff = np.zeros(n_cells)
+        self._cell_z = np.zeros(n_cells)
+        self._g_cell = np.zeros(n_cells)
         n = len(rows.y)
         self.y = rows.y
         self.Z_rest = (np.asfortranarray(rows.Z_rest, dtype=float) if rows.Z_rest is not None
@@ -354,16 +408,20 @@ class LogitPosterior:
         forward, reverse, rows_eta, rows_grad = self.kernels
         mu, sd, tau_scale, lkj = self.priors
         pop, coef, work = self._pop, self._coef, self._work
+        cell_mean, cell_scale, cell_lam = self.cell
         lp = forward(w, self.shift, self.scale, mu, sd, tau_scale, lkj, self.xbar, self.glv,
                      self.gl_idx, self.rlm, self.rl_idx, self.coord_mean, self.chol, self.lam,
-                     self.p, self.q, self.v1, coef, work, pop)
+                     self.p, self.q, self.v1, coef, work, pop, cell_mean, cell_scale,
+                     cell_lam, self._cell_eff, self._cell_z)
         theta_rest = pop[self.rl_idx]
         eta, ex = self._eta, self._ex
-        rows_eta(self.Z_rest, self.W, self.starts, self.ends, theta_rest, coef, eta, ex)
+        rows_eta(self.Z_rest, self.W, self.starts, self.ends, theta_rest, coef, eta, ex,
+                 self.cell_codes, self._cell_eff)
         np.exp(ex, out=ex)  # NumPy's SIMD exp
         lp += rows_grad(self.Z_rest, self.W, self.y, self.starts, self.ends, eta, ex,
-                        self._res, self._g_rest, self._g_coef)
+                        self._res, self._g_rest, self._g_coef, self.cell_codes, self._g_cell)
         grad = reverse(w, self.scale, mu, sd, tau_scale, lkj, self.xbar, self.glv,
                        self.gl_idx, self.rlm, self.rl_idx, self.chol, self.lam, self.p,
-                       self.q, self.v1, self._g_coef, self._g_rest, work, pop)
+                       self.q, self.v1, self._g_coef, self._g_rest, work, pop, cell_scale,
+                       cell_lam, self._cell_z, self._g_cell)
         return lp, grad

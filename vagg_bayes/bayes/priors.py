@@ -68,6 +68,8 @@ class Priors:
                 rows.append((f"{unit} effects", "flat (within transformation)"))
             if design.group_time:
                 rows.append((f"sd({group}:{time})", f"HalfNormal({self.tau_scale:.4g})"))
+        elif design.group_time:  # logit: group-time effects on the logit scale
+            rows.append((f"sd({group}:{time})", f"HalfNormal({self.tau_scale:.4g}) logit scale"))
         if group:
             for k in design.varying:
                 name = f"sd({group})" if k == 0 else f"sd({group}:{design.terms[k]})"

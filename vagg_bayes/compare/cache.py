@@ -48,10 +48,10 @@ class RefitCache:
             return None
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+        except (OSError, ValueError) as exc:
+            return _unreadable(path, exc)
         if not isinstance(record, dict) or "values" not in record:
-            return None
+            return _unreadable(path, "no 'values' in the record")
         self.counts["cached"] += 1
         return record
 
@@ -61,3 +61,13 @@ class RefitCache:
         self.counts["run"] += 1
         text = json.dumps(record, sort_keys=True, allow_nan=True)
         write_text(self.path(model, block, key), text + "\n")
+
+
+def _unreadable(path: Path, why) -> None:
+    """Warn that a cached refit cannot be read (it is refitted and overwritten)."""
+    import warnings
+
+    warnings.warn(f"The cached refit {path} cannot be read ({why}); it is refitted and the "
+                  "file overwritten. Nothing to do unless this repeats (then check the disk "
+                  "or delete the folder and run without --resume).", RuntimeWarning,
+                  stacklevel=3)
