@@ -180,7 +180,8 @@ class EquationModel:
     the frozen priors. The first fit's NUTS adaptation (mass matrix, step
     size, last point of each chain) is kept too: later fits start from it
     (:class:`~vagg_bayes.bayes.sample.ChainSampler`), unless ``warm=False``. With
-    ``settings.sampler`` other than "nuts" each fit goes through ``pymc.sample`` (nutpie and NumPyro compile the model themselves).
+    ``settings.sampler`` other than "nuts" each fit goes through ``pymc.sample`` (nutpie
+    and NumPyro compile the model themselves).
     """
 
     def __init__(self, design: Design, family: str, settings: SamplerSettings, *,
