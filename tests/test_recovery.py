@@ -34,20 +34,24 @@ def test_gaussian_total_effect_recovered(seed):
 def test_bernoulli_total_effect_recovered():
     # A city-level control (region) beside 60 city intercepts mixes slowly: its ESS may
     # fall short of 400 with 2 x 1000 draws (reported loudly by the result); the effect
-    # itself must mix well and cover the truth. The simulator's city-year shocks act on
-    # survival (SD 0.3 on the logit from its own shocks): the city-year treatment turns on
-    # the model's city-year effects. Bernoulli models have firm means (Mundlak) but no
-    # firm intercepts yet (README): a large persistent firm quality then moves the logit's
-    # average effect, so this check simulates without it and tests the city-year part.
-    panel, truth = simulate_panel(n_firms=3000, n_cities=60, n_provinces=10, seed=4,
-                                  firm_quality_sd=0.0)
+    # itself must mix well. The simulator's city-year shocks act on survival (SD 0.3 on
+    # the logit from its own shocks): the city-year treatment turns on the model's
+    # city-year effects, whose SD must be found and whose design effect widens the
+    # interval. The logit's average effect of a whole-range change in va lies 0.00-0.02
+    # above the simulator's truth on its panels (with or without firm quality; README,
+    # "Bernoulli outcomes"), so the estimate is held to that distance and the interval
+    # must not lie below the truth.
+    panel, truth = simulate_panel(n_firms=3000, n_cities=60, n_provinces=10, seed=4)
     spec = Spec(outcome="survival", treatment="va", controls=CONTROLS, unit="firm_id",
                 group="city_id", time="year", family="bernoulli")
     result = estimate(panel, spec, settings=SamplerSettings(random_seed=4))
-    _covers(result, truth["survival"]["total"])
-    assert result.summary("effects").set_index("effect").loc["total", "ess_bulk"] > 400
+    row = result.summary("effects").set_index("effect").loc["total"]
+    true_total = truth["survival"]["total"]
+    assert abs(row["mean"] - true_total) < 0.025 and row["hdi_high"] > true_total, (
+        row.to_dict(), true_total)
+    assert row["ess_bulk"] > 400 and row["r_hat"] <= 1.01
     coefs = result.summary("coefficients").set_index("term")
-    # on by default for a city-year treatment, and far from zero
+    # on by default for a city-year treatment, near its true SD and widening the interval
     assert 0.15 < coefs.loc["sd(city_id:year)", "mean"] < 0.5
     assert coefs.loc["design_effect(city_id:year)", "mean"] > 1.5
 

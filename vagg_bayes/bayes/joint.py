@@ -192,7 +192,8 @@ def fit_joint(dm: Design, dy: Design, pm_: Priors, py_: Priors, settings: Sample
     out = {"theta_m": flat("theta_m"), "theta_y": flat("theta_y"),
            "sigma_m": flat("sigma_m"), "sigma_y": flat("sigma_y"),
            "tau": flat("chol_stds"), "corr": flat("chol_corr")}
-    rng = np.random.default_rng(settings.random_seed + 7919)
+    # the exact group-effect draws: a child of the run's seed, apart from the chains' seeds
+    rng = np.random.default_rng(np.random.SeedSequence(settings.random_seed, spawn_key=(1,)))
     out["g"], out["ll"] = draw_group_effects(model.joint_stats, out["theta_m"], out["theta_y"],
                                              out["sigma_m"], out["sigma_y"], chol, rng=rng)
     out.update(idata=idata, wall=wall, shape=(n_chains, n_draws))
