@@ -407,10 +407,10 @@ def _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, 
     if not loglik:
         pass
     elif family == "bernoulli" and design.time_codes is not None:
-        ll = None  # the per-group marginal would integrate the cells too (not built yet)
-        note = ("left out: a logit model with group-time effects has no per-group "
-                "marginal likelihood yet (it would integrate every cell of the group), so "
-                "LOO comparison is not available for it")
+        from vagg_bayes.bayes.loglik_cells import bernoulli_cell_group_loglik
+
+        # the group and its cells integrated out (Laplace)
+        ll = bernoulli_cell_group_loglik(design, beta, sd, corr_data, extra["sd_cell"])
     elif ll is None and q:
         ll = _bernoulli_group_loglik(design, beta, sd, corr_data)
     elif ll is None:
@@ -441,6 +441,9 @@ def _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, 
             variables["y_row"] = (("chain", "draw", "obs"), row_ll.reshape(C, D, -1))
         meaning = ("per group, group effects integrated out" if dim == "group"
                    else "per row")
+        if dim == "group" and family == "bernoulli" and design.time_codes is not None:
+            meaning = ("per group, group and group-time effects integrated out (Laplace, "
+                       "vagg_bayes.bayes.loglik_cells)")
         groups["log_likelihood"] = xr.Dataset(
             variables, coords={**chain_draw, **({"group": coords["group"]}
                                                 if dim == "group" else {})},

@@ -70,13 +70,6 @@ def pointwise(result, name: str, unit: str, labels: np.ndarray | None,
     fit = result.fits[OUTCOME]
     idata = fit.idata
     ll = getattr(idata, "log_likelihood", None)
-    if (ll is None or "y" not in ll) and fit.family == "bernoulli" \
-            and fit.design.time_codes is not None:
-        raise SpecError(
-            f"Model '{name}' is a Bernoulli model with group-time effects, which has no "
-            "per-group marginal log-likelihood yet, so it cannot enter a LOO comparison. "
-            "Compare it with [model] group_time_effects = false, or use refutation tests "
-            "(vagg-bayes refute) to check it.")
     if ll is None or "y" not in ll:
         raise SpecError(
             f"Model '{name}' has no pointwise log-likelihood (fitted with loglik=False). "
