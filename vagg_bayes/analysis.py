@@ -107,6 +107,7 @@ class Analysis:
         self._designs: dict | None = None
         self._joint: str | None = None
         self._joint_priors: tuple | None = None
+        self._joint_model = None  # bayes.joint.JointModel, built at the first fit
         self._graph_warnings: list[str] = []
         self._iv = None  # the first fit's IV designs (bayes/iv.py), when spec.instrument
         self._iv_priors = None
@@ -309,14 +310,21 @@ class Analysis:
                 fits[name] = self._models[name].fit(designs[name], seed=child_seed(seed, k),
                                                     warm=warm, loglik=loglik)
         if self._joint is not None:
-            state = int(child_seed(seed, len(names)).generate_state(1)[0] % (2**31))
-            joint_settings = SamplerSettings(**{**self.settings.to_dict(),
-                                                "random_seed": state})
+            from vagg_bayes.bayes.joint import JointModel
+
             say(f"fitting the mediator equation {self._joint} and the outcome equation "
                 f"{spec.outcome} jointly ({len(names)}/{len(names)}) ...")
+            pair = (designs[self._joint], designs[OUTCOME])
+            if self._joint_model is not None:
+                try:  # same groups and columns: the compiled pair, new shared values
+                    self._joint_model.use(*pair)
+                except ValueError:
+                    self._joint_model = None
+            if self._joint_model is None:
+                self._joint_model = JointModel(*pair, *self._joint_priors, self.settings)
             fits[self._joint], fits[OUTCOME] = fit_joint_pair(
-                designs[self._joint], designs[OUTCOME], joint_settings,
-                priors=self._joint_priors)
+                *pair, self.settings, priors=self._joint_priors, model=self._joint_model,
+                seed=child_seed(seed, len(names)), warm=warm)
         fits = {name: fits[name] for name in names}
         extra_tables, figures, extra = {}, {}, {}
         say("effects ...")

@@ -85,3 +85,43 @@ def test_pair_needs_the_same_groups_and_a_varying_slope_each():
                          regressors=["t", "c"])
     with pytest.raises(ValueError, match="same groups"):
         build_joint_model(fewer, dy, pri[0], pri[1])
+
+
+def test_analysis_refits_the_pair_without_rebuilding_and_reproduces_the_fit(monkeypatch):
+    """Refits of a jointly fitted pair reuse its compiled model (new shared values, warm
+    NUTS start); a refit on the first data with the first seed gives the fit's draws."""
+    import warnings
+
+    from vagg_bayes import Analysis
+    from vagg_bayes.bayes import joint
+    from vagg_bayes.bayes.diagnostics import ConvergenceWarning
+    from vagg_bayes.bayes.sample import SamplerSettings
+
+    rng = np.random.default_rng(7)
+    J, per = 12, 15
+    g = np.repeat(np.arange(J), per)
+    t = rng.normal(size=g.size)
+    m = (0.5 + 0.3 * rng.normal(size=J))[g] * t + rng.normal(size=g.size)
+    y = 0.2 * t + (0.4 + 0.3 * rng.normal(size=J))[g] * m + rng.normal(size=g.size)
+    frame = pd.DataFrame({"stadt": g, "t": t, "m": m, "y": y})
+    spec = Spec(outcome="y", treatment="t", mediators=("m",), group="stadt",
+                varying_slope=True, varying_mediator="m")
+    analysis = Analysis(spec, SamplerSettings(draws=200, tune=200, random_seed=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = analysis.fit(frame, tables=False)
+        builds = []
+        original = joint.build_joint_model
+        monkeypatch.setattr(joint, "build_joint_model",
+                            lambda *a, **k: builds.append(1) or original(*a, **k))
+        permuted = frame.assign(t=rng.permutation(frame["t"].to_numpy()))
+        placebo = analysis.refit(permuted, seed=analysis.replicate_seeds(1)[0])
+        again = analysis.refit(frame)
+        assert builds == []
+        assert not np.array_equal(placebo.effect_draws["indirect"],
+                                  first.effect_draws["indirect"])
+        np.testing.assert_array_equal(again.effect_draws["indirect"],
+                                      first.effect_draws["indirect"])
+        np.testing.assert_array_equal(again.effect_draws["total"], first.effect_draws["total"])
+        analysis.refit(frame[frame["stadt"] < 9])  # fewer groups: a new model
+    assert builds == [1]

@@ -464,21 +464,26 @@ def _assemble(design, family, priors, beta, sigma, sd, corr_data, u, ll, idata, 
 
 
 def fit_joint_pair(mediator: Design, outcome: Design, settings: SamplerSettings, *,
-                   priors: tuple[Priors, Priors] | None = None,
-                   ) -> tuple[EquationFit, EquationFit]:
+                   priors: tuple[Priors, Priors] | None = None, model=None, seed=None,
+                   warm: bool = True) -> tuple[EquationFit, EquationFit]:
     """Fit a mediator and an outcome equation (both Gaussian, each with one varying
     slope) whose group effects share one 4 x 4 covariance (:mod:`vagg_bayes.bayes.joint`).
 
     Returns the two :class:`EquationFit` (the mediator's first). Both carry the joint
     per-group log-likelihood; the outcome's posterior also holds ``path_corr``, the
-    correlation across groups of the two varying slopes (``a_j`` and ``b_j``).
+    correlation across groups of the two varying slopes (``a_j`` and ``b_j``). ``model``
+    (a :class:`~vagg_bayes.bayes.joint.JointModel` built for an earlier fit of the same
+    pair) is reused: new data update its compiled model, and ``warm`` starts NUTS from
+    its first adaptation; ``seed`` as in :meth:`EquationModel.fit`.
     """
-    from vagg_bayes.bayes.joint import fit_joint
+    from vagg_bayes.bayes.joint import JointModel
 
     if priors is None:
         priors = [dataclasses.replace(default_priors(d, "gaussian"), joint=True)
                   for d in (mediator, outcome)]
-    r = fit_joint(mediator, outcome, *priors, settings)
+    if model is None:
+        model = JointModel(mediator, outcome, *priors, settings)
+    r = model.fit(mediator, outcome, seed=seed, warm=warm)
     C, D = r["shape"]
     J = mediator.n_groups
     ll = r["ll"]

@@ -32,7 +32,13 @@ from vagg_bayes.bayes.collapsed import GroupStats, group_statistics
 from vagg_bayes.bayes.design import Design
 from vagg_bayes.bayes.numeric import LOG_2PI
 from vagg_bayes.bayes.priors import Priors
-from vagg_bayes.bayes.sample import SamplerSettings, run_sampler
+from vagg_bayes.bayes.sample import (
+    ChainSampler,
+    SamplerSettings,
+    child_seed,
+    run_sampler,
+    seed_sequence,
+)
 
 
 def _check_pair(dm: Design, dy: Design) -> None:
@@ -132,6 +138,21 @@ def build_joint_model(dm: Design, dy: Design, pm_: Priors, py_: Priors):
         logdet, quad = _chol_logdet_quad(B, h, 4)
         pm.Potential("loglik", loglik - 0.5 * logdet + 0.5 * quad)
     model.joint_stats = stats
+
+    def update(new_m: Design, new_y: Design) -> None:
+        """Point the compiled model at new data of the same pair (same groups and
+        columns; frozen priors). Raises ValueError otherwise (build a new model)."""
+        _check_pair(new_m, new_y)
+        if (new_m.n_groups, new_m.p, new_y.p) != (J, dm.p, dy.p):
+            raise ValueError("The new data change the joint model's structure (groups or "
+                             "columns); build a new model instead.")
+        new_stats = [group_statistics(new_m), group_statistics(new_y)]
+        for a, st in zip(arrs, new_stats, strict=True):
+            for k, v in _arrays(st).items():
+                a[k].set_value(np.asarray(v, dtype=float))
+        model.joint_stats = new_stats
+
+    model.update_data = update
     return model
 
 
@@ -169,15 +190,67 @@ def draw_group_effects(stats: list[GroupStats], theta_m, theta_y, sigma_m, sigma
     return (chol[:, None] @ x)[..., 0], ll
 
 
+class JointModel:
+    """The pair compiled once and sampled for the data it is given (frozen priors).
+
+    As :class:`~vagg_bayes.bayes.fit.EquationModel` for one equation: a refit on data
+    with the same groups and columns updates the model's shared variables (no
+    recompilation) and, with PyMC's NUTS, starts from the first fit's adaptation (warm
+    start), so a refit on the first data with the first seed gives the first fit's draws.
+    """
+
+    def __init__(self, dm: Design, dy: Design, pm_: Priors, py_: Priors,
+                 settings: SamplerSettings):
+        self.priors = (pm_, py_)
+        self.settings = settings
+        self.model = build_joint_model(dm, dy, pm_, py_)
+        self._data = (dm, dy)
+        self._sampler = (ChainSampler(self.model, target_accept=settings.target_accept)
+                         if settings.sampler == "nuts" else None)
+        self._adaptation = None
+
+    def use(self, dm: Design, dy: Design) -> None:
+        """Point the compiled model at ``(dm, dy)``; ValueError when they change its
+        structure (groups or columns: build a new :class:`JointModel`)."""
+        if dm is not self._data[0] or dy is not self._data[1]:
+            self.model.update_data(dm, dy)
+            self._data = (dm, dy)
+
+    def fit(self, dm: Design, dy: Design, *, seed=None, warm: bool = True) -> dict:
+        """Sample the pair for ``(dm, dy)``: the dict of :func:`fit_joint`.
+
+        ``seed`` (int or SeedSequence; default ``settings.random_seed``): child 0 seeds
+        the chains, child 1 the exact draws of the group effects. Raises ValueError when
+        the data change the model's structure.
+        """
+        self.use(dm, dy)
+        seed = seed_sequence(self.settings.random_seed if seed is None else seed)
+        if self._sampler is not None:
+            idata, wall, adaptation = self._sampler.run(
+                self.settings, child_seed(seed, 0), self._adaptation if warm else None)
+            if self._adaptation is None:
+                self._adaptation = adaptation
+        else:
+            state = int(child_seed(seed, 0).generate_state(1)[0] % (2**31))
+            idata, wall = run_sampler(self.model, SamplerSettings(
+                **{**self.settings.to_dict(), "random_seed": state}))
+        return _joint_draws(self.model, idata, wall,
+                            np.random.default_rng(child_seed(seed, 1)))
+
+
 def fit_joint(dm: Design, dy: Design, pm_: Priors, py_: Priors, settings: SamplerSettings):
-    """Sample the pair; returns a dict of flattened draws and the sampler's output.
+    """Sample the pair once; returns a dict of flattened draws and the sampler's output.
 
     Keys: ``theta_m`` (D, p_m), ``theta_y`` (D, p_y), ``sigma_m``, ``sigma_y`` (D,),
     ``tau`` (D, 4), ``corr`` (D, 4, 4), ``g`` (D, J, 4) (standardised group effects),
     ``ll`` (D, J); plus ``idata`` and ``wall`` (seconds) and ``shape`` (chains, draws).
+    Refits: :class:`JointModel`.
     """
-    model = build_joint_model(dm, dy, pm_, py_)
-    idata, wall = run_sampler(model, settings)
+    return JointModel(dm, dy, pm_, py_, settings).fit(dm, dy)
+
+
+def _joint_draws(model, idata, wall: float, rng: np.random.Generator) -> dict:
+    """The sampler's output -> :func:`fit_joint`'s dict (exact group-effect draws)."""
     post = idata.posterior
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
 
@@ -192,8 +265,6 @@ def fit_joint(dm: Design, dy: Design, pm_: Priors, py_: Priors, settings: Sample
     out = {"theta_m": flat("theta_m"), "theta_y": flat("theta_y"),
            "sigma_m": flat("sigma_m"), "sigma_y": flat("sigma_y"),
            "tau": flat("chol_stds"), "corr": flat("chol_corr")}
-    # the exact group-effect draws: a child of the run's seed, apart from the chains' seeds
-    rng = np.random.default_rng(np.random.SeedSequence(settings.random_seed, spawn_key=(1,)))
     out["g"], out["ll"] = draw_group_effects(model.joint_stats, out["theta_m"], out["theta_y"],
                                              out["sigma_m"], out["sigma_y"], chol, rng=rng)
     out.update(idata=idata, wall=wall, shape=(n_chains, n_draws))
