@@ -104,12 +104,12 @@ def build_joint_model(dm: Design, dy: Design, pm_: Priors, py_: Priors):
     stats = [group_statistics(dm), group_statistics(dy)]
     arrs = [{k: pytensor.shared(np.asarray(v, dtype=float), name=f"{k}{e}")
              for k, v in _arrays(s).items()} for e, s in enumerate(stats)]
-    starts = [_ols_start(s, p) for s, p in zip(stats, (pm_, py_))]
+    starts = [_ols_start(s, p) for s, p in zip(stats, (pm_, py_), strict=True)]
     tau_scale = np.array([pm_.tau_scale] * 2 + [py_.tau_scale] * 2, dtype=float)
     J = dm.n_groups
     with pm.Model(coords={"term_m": list(dm.terms), "term_y": list(dy.terms)}) as model:
         thetas, sigmas = [], []
-        for e, (name, pri, (t0, s0)) in enumerate(zip(("m", "y"), (pm_, py_), starts)):
+        for name, pri, (t0, s0) in zip(("m", "y"), (pm_, py_), starts, strict=True):
             thetas.append(pm.Normal(f"theta_{name}", mu=pri.theta_mu, sigma=pri.theta_sd,
                                     dims=f"term_{name}", initval=t0))
             sigmas.append(pm.Exponential(f"sigma_{name}", lam=pri.sigma_rate, initval=s0))
@@ -119,7 +119,7 @@ def build_joint_model(dm: Design, dy: Design, pm_: Priors, py_: Priors):
         )
         loglik = 0.0
         gs, blocks = [], []
-        for a, theta, sigma in zip(arrs, thetas, sigmas):
+        for a, theta, sigma in zip(arrs, thetas, sigmas, strict=True):
             s2 = sigma**2
             rr = (a["yy"] - 2 * pt.dot(a["Zy"], theta)
                   + pt.sum(pt.dot(a["ZZ"], theta) * theta[None, :], axis=1))
@@ -169,7 +169,8 @@ def draw_group_effects(stats: list[GroupStats], theta_m, theta_y, sigma_m, sigma
     A = np.zeros((D, J, 4, 4))
     g = np.empty((D, J, 4))
     ll = np.zeros((D, J))
-    for e, (st, theta, sigma) in enumerate(zip(stats, (theta_m, theta_y), (sigma_m, sigma_y))):
+    for e, (st, theta, sigma) in enumerate(zip(stats, (theta_m, theta_y), (sigma_m, sigma_y),
+                                                   strict=True)):
         a = _arrays(st)
         s2 = (sigma**2)[:, None]
         rr = (a["yy"][None] - 2 * theta @ a["Zy"].T
