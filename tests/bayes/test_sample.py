@@ -93,3 +93,26 @@ def test_optional_sampler_is_passed_to_pymc(monkeypatch, sampler):
     assert idata == "idata"
     assert seen["nuts_sampler"] == sampler
     assert "cores" not in seen
+
+
+def test_replicates_of_an_external_sampler_get_their_own_seeds(monkeypatch):
+    """``run_seeded`` without a ChainSampler (nutpie, NumPyro): the integer seed handed to
+    ``pm.sample`` comes from the replicate's SeedSequence, the same for the same seed and
+    different for different replicates (no shared fixed seed)."""
+    import numpy as np
+    import pymc as pm
+
+    from vagg_bayes.bayes.sample import run_seeded
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: object())
+    seeds = []
+    monkeypatch.setattr(pm, "sample", lambda **kw: seeds.append(kw["random_seed"]) or "idata")
+    with pm.Model() as model:
+        pm.Normal("a")
+    settings = SamplerSettings(sampler="nutpie", draws=5, tune=5, random_seed=3)
+    replicates = np.random.SeedSequence(3).spawn(3)
+    for seed in [*replicates, replicates[0]]:
+        idata, _, adaptation = run_seeded(model, None, settings, seed)
+        assert idata == "idata" and adaptation is None
+    assert seeds[0] == seeds[3] and len(set(seeds[:3])) == 3
+    assert all(isinstance(s, int) and 0 <= s < 2**31 for s in seeds)

@@ -35,7 +35,7 @@ from vagg_bayes.bayes.sample import (
     ChainSampler,
     SamplerSettings,
     child_seed,
-    run_sampler,
+    run_seeded,
     seed_sequence,
 )
 
@@ -246,13 +246,10 @@ class EquationModel:
         design = self.design if design is None else design
         self._prepare(design)
         seed = seed_sequence(self.settings.random_seed if seed is None else seed)
-        if self._sampler is not None:
-            idata, wall, adaptation = self._sampler.run(
-                self.settings, child_seed(seed, 0), self._adaptation if warm else None)
-            if self._adaptation is None:
-                self._adaptation = adaptation
-        else:
-            idata, wall = run_sampler(self._model, self.settings)
+        idata, wall, adaptation = run_seeded(self._model, self._sampler, self.settings, seed,
+                                             self._adaptation if warm else None)
+        if self._adaptation is None:
+            self._adaptation = adaptation
         rng = np.random.default_rng(child_seed(seed, 1))
         extra = None
         q = len(design.varying)

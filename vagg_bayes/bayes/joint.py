@@ -36,7 +36,7 @@ from vagg_bayes.bayes.sample import (
     ChainSampler,
     SamplerSettings,
     child_seed,
-    run_sampler,
+    run_seeded,
     seed_sequence,
 )
 
@@ -226,15 +226,10 @@ class JointModel:
         """
         self.use(dm, dy)
         seed = seed_sequence(self.settings.random_seed if seed is None else seed)
-        if self._sampler is not None:
-            idata, wall, adaptation = self._sampler.run(
-                self.settings, child_seed(seed, 0), self._adaptation if warm else None)
-            if self._adaptation is None:
-                self._adaptation = adaptation
-        else:
-            state = int(child_seed(seed, 0).generate_state(1)[0] % (2**31))
-            idata, wall = run_sampler(self.model, SamplerSettings(
-                **{**self.settings.to_dict(), "random_seed": state}))
+        idata, wall, adaptation = run_seeded(self.model, self._sampler, self.settings, seed,
+                                             self._adaptation if warm else None)
+        if self._adaptation is None:
+            self._adaptation = adaptation
         return _joint_draws(self.model, idata, wall,
                             np.random.default_rng(child_seed(seed, 1)))
 

@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -361,6 +361,24 @@ class ChainSampler:
         idata = az.from_dict(posterior=posterior, sample_stats=sample_stats, dims=dims,
                              coords=coords)
         return idata, time.perf_counter() - start, adaptation
+
+
+def run_seeded(model, sampler: ChainSampler | None, settings: SamplerSettings, seed,
+               adaptation: Adaptation | None = None):
+    """Sample ``model`` with child 0 of ``seed``: ``(InferenceData, wall, adaptation)``.
+
+    With a :class:`ChainSampler` (PyMC's NUTS) the chains start from ``adaptation`` when
+    given (a warm refit) and the run's adaptation is returned; otherwise (nutpie,
+    NumPyro) ``pymc.sample`` runs with an integer seed drawn from that child, and the
+    adaptation is None. Every fit of an :class:`~vagg_bayes.bayes.fit.EquationModel` and
+    of a jointly fitted pair goes through here, so replicates never share a seed.
+    """
+    seed = seed_sequence(seed)
+    if sampler is not None:
+        return sampler.run(settings, child_seed(seed, 0), adaptation)
+    state = int(child_seed(seed, 0).generate_state(1)[0] % (2**31))
+    idata, wall = run_sampler(model, replace(settings, random_seed=state))
+    return idata, wall, None
 
 
 class _quiet_pymc:
