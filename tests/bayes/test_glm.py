@@ -170,11 +170,13 @@ def test_auto_parameterisation_follows_the_information():
     assert centring_weights(design, "noncentred").max() == 0.0
 
 
+@pytest.mark.parametrize("cells", [False, True], ids=["groups", "group-time cells"])
 @pytest.mark.parametrize("varying_slope", [False, True])
-def test_numpy_likelihood_equals_the_graph(spec_slope, frame_factory, varying_slope):
+def test_numpy_likelihood_equals_the_graph(spec_slope, frame_factory, varying_slope, cells):
     frame = _mixed_frame(frame_factory)
     design = build_design(frame, spec_slope.with_(varying_slope=varying_slope,
-                                                  controls=("kind", "climate")))
+                                                  controls=("kind", "climate")),
+                          group_time=cells)
     priors = default_priors(design, "bernoulli")
     fast = build_logit_model(design, priors, numpy_likelihood=True)
     graph = build_logit_model(design, priors, numpy_likelihood=False)
