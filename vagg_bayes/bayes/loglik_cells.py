@@ -50,14 +50,13 @@ class _Cells:
         self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         self.X = design.X[order]
         self.y = design.y[order].astype(float)
-        self.W = [None if np.all(self.X[:, k] == 1.0) else self.X[:, k]
-                  for k in design.varying]
+        self.W = [self.X[:, k] for k in design.varying]  # the varying columns
         self.cell = codes[order]
         self.row_group = self.group[self.cell]
         self.J = design.n_groups
         self.T = int(design.time_codes.max()) + 1
         self.q = len(design.varying)
-        # Per-cell products of the varying columns, for the curvature.
+        # Pairs of varying columns whose weighted products give the curvature.
         self.pairs = [(a, b) for a in range(self.q) for b in range(a + 1)]
 
     def cellsum(self, x: np.ndarray) -> np.ndarray:
@@ -73,42 +72,20 @@ def _evaluate(c: _Cells, offset: np.ndarray, L: np.ndarray, s: np.ndarray, w: np
     e = s[:, None, None] * z  # (D, J, T)
     eta = offset + e[:, c.row_group, c.time[c.cell]]
     for a, W in enumerate(c.W):
-        eta += u[:, c.row_group, a] if W is None else u[:, c.row_group, a] * W
+        eta += u[:, c.row_group, a] * W
     sp, p = _softplus_sigmoid(eta)
     r = c.y - p
     lam = p * (1.0 - p)
-    parts = [c.y * eta - sp, r]
-    for W in c.W:
-        if W is not None:
-            parts.append(r * W)
-    lam_parts = []
-    for a, b in c.pairs:
-        wa, wb = c.W[a], c.W[b]
-        x = lam if wa is None else lam * wa
-        lam_parts.append(x if wb is None else x * wb)
-    lam_w = [lam if W is None else lam * W for W in c.W]  # for the (u, e) block
-    sums = c.cellsum(np.stack(parts + lam_parts + lam_w, axis=1))  # (D, k, n_cells)
-    k = 0
-    ll_cell = sums[:, k]
-    k += 1
-    r_cell = sums[:, k]
-    k += 1
-    rw_cell = [r_cell if W is None else None for W in c.W]
-    for a, W in enumerate(c.W):
-        if W is not None:
-            rw_cell[a] = sums[:, k]
-            k += 1
-    A_cell = {}
-    for pair in c.pairs:
-        A_cell[pair] = sums[:, k]
-        k += 1
-    lw_cell = [sums[:, k + a] for a in range(q)]
-    lam_cell = None
-    for (a, b), x in A_cell.items():  # lam itself: the intercept's own square
-        if c.W[a] is None and c.W[b] is None:
-            lam_cell = x
-    if lam_cell is None:  # no intercept among the varying columns
-        lam_cell = c.cellsum(lam)
+    # Per-cell sums, in this order: the log-likelihood, r and lam (the cells' own
+    # gradient and curvature), then per varying column r w_a and lam w_a, then
+    # lam w_a w_b per pair.
+    parts = [c.y * eta - sp, r, lam, *(r * W for W in c.W), *(lam * W for W in c.W),
+             *(lam * c.W[a] * c.W[b] for a, b in c.pairs)]
+    sums = c.cellsum(np.stack(parts, axis=1))  # (D, k, n_cells)
+    ll_cell, r_cell, lam_cell = sums[:, 0], sums[:, 1], sums[:, 2]
+    rw_cell = sums[:, 3:3 + q]
+    lw_cell = sums[:, 3 + q:3 + 2 * q]
+    ww_cell = sums[:, 3 + 2 * q:]
 
     def groups(x):  # (D, n_cells) -> (D, J)
         out = np.zeros((D, J))
@@ -122,18 +99,18 @@ def _evaluate(c: _Cells, offset: np.ndarray, L: np.ndarray, s: np.ndarray, w: np
         return out
 
     f = groups(ll_cell) - 0.5 * (w * w).sum(-1)
-    gu = np.stack([groups(x) for x in rw_cell], axis=-1)  # (D, J, q)
+    gu = np.stack([groups(rw_cell[:, a]) for a in range(q)], axis=-1)  # (D, J, q)
     Lt = np.swapaxes(L, -1, -2)[:, None]  # (D, 1, q, q)
     grad = np.empty_like(w)
     grad[..., :q] = (Lt @ gu[..., None])[..., 0] - v
     grad[..., q:] = s[:, None, None] * slots(r_cell) - z
     H = np.zeros(w.shape + (q + T,))
     A = np.empty((D, J, q, q))
-    for (a, b), x in A_cell.items():
-        A[..., a, b] = A[..., b, a] = groups(x)
+    for k, (a, b) in enumerate(c.pairs):
+        A[..., a, b] = A[..., b, a] = groups(ww_cell[:, k])
     H[..., :q, :q] = Lt @ A @ L[:, None]
     # (u, e) block: L' (sum over the cell's rows of lam w) sd_cell
-    B = np.stack([slots(x) for x in lw_cell], axis=-2)  # (D, J, q, T)
+    B = np.stack([slots(lw_cell[:, a]) for a in range(q)], axis=-2)  # (D, J, q, T)
     cross = (Lt @ B) * s[:, None, None, None]
     H[..., :q, q:] = cross
     H[..., q:, :q] = np.swapaxes(cross, -1, -2)
