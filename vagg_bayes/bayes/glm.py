@@ -681,16 +681,17 @@ def cell_index(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return codes.astype(np.intp), (uniq // T).astype(np.intp), (uniq % T).astype(np.intp)
 
 
-def _cell_prefit(design: Design, rows: _Rows, offset: np.ndarray, tau_scale: float,
+def _cell_prefit(index: tuple, rows: _Rows, offset: np.ndarray, tau_scale: float,
                  parameterization: str) -> Cells:
     """Cells' SD and whitening from a quick fit given the prefit's linear predictor.
 
-    ``offset`` is the prefit's linear predictor (rows in stored order). One Newton
+    ``index`` is :func:`cell_index` of the design; ``offset`` the prefit's linear
+    predictor (rows in stored order). One Newton
     solve per cell for its effect under a vague prior gives an estimate and its
     precision; :func:`_profile_log_tau` turns them into the SD's approximate posterior;
     the cells' conditional posteriors at that SD give the whitening.
     """
-    codes, group, time = cell_index(design)
+    codes, group, time = index
     n_cells = group.size
     stored = rows.cell_codes
     b_hat = np.zeros(n_cells)
@@ -804,16 +805,17 @@ def build_logit_model(
     cols = _Columns.of(design)
     varying, group_level, row_level = cols.varying, cols.group_level, cols.row_level
     has_cells = design.time_codes is not None
+    index = cell_index(design) if has_cells else None
     rows = _Rows(design, row_level, varying, design.group_codes,
                  rest_means=cols.row_level_means, slope_means=cols.slope_means,
-                 cell_codes=cell_index(design)[0] if has_cells else None)
+                 cell_codes=index[0] if has_cells else None)
     prefit = _prefit(design, priors, rows, cols)
     # "auto": a conservative group SD, one SD below the prefit's mode on the log scale.
     lam = centring_weights(design, parameterization,
                            group_sd=prefit.tau * np.exp(-prefit.log_tau_sd))
     centred = lam > 0.5
     white = _whitening(design, cols, prefit, lam)
-    cells = (_cell_prefit(design, rows, rows.eta(prefit.theta[row_level], prefit.group_mode),
+    cells = (_cell_prefit(index, rows, rows.eta(prefit.theta[row_level], prefit.group_mode),
                           float(priors.tau_scale), parameterization) if has_cells else None)
     n_pop = p + q + (q == 2) + has_cells
 
@@ -837,8 +839,9 @@ def build_logit_model(
 
     # Every data-dependent number is a shared variable: a literal would be compiled
     # into the C code, which would then be rebuilt for each data set.
+    values = _data_values(white, cols, lam, q, cells)
     sh = {
-        **_data_values(white, cols, lam, q, cells),
+        **values,
         "theta_mu": priors.theta_mu, "theta_sd": priors.theta_sd,
         "tau_scale": priors.tau_scale, "lkj_eta": priors.lkj_eta,
     }
@@ -850,7 +853,7 @@ def build_logit_model(
         twin = LogitPosterior(
             {k: sh[k].get_value() for k in ("theta_mu", "theta_sd", "tau_scale", "lkj_eta")},
             p, q, varying[1] if q == 2 else 0, group_level, row_level)
-        twin.set_data(_data_values(white, cols, lam, q, cells), rows)
+        twin.set_data(values, rows)
 
     with pm.Model(coords=coords) as model:
         whitened = pm.Flat("w", dims="unconstrained")
@@ -957,17 +960,18 @@ def build_logit_model(
                 and (new_cols.varying, new_cols.group_level, new_cols.row_level)
                 == (varying, group_level, row_level)
                 and (new_design.time_codes is not None) == has_cells)
-        new_cell_codes = None
+        new_index = None
         if same and has_cells:
-            new_cell_codes, new_group, new_time = cell_index(new_design)
-            same = (np.array_equal(new_group, cells.group)
-                    and np.array_equal(new_time, cells.time))
+            new_index = cell_index(new_design)
+            same = (np.array_equal(new_index[1], cells.group)
+                    and np.array_equal(new_index[2], cells.time))
         if not same:
             raise ValueError("The new data change the logit model's structure (groups, "
                              "group-time cells or column roles); build a new model instead.")
         new_rows = _Rows(new_design, row_level, varying, new_design.group_codes,
                          rest_means=new_cols.row_level_means,
-                         slope_means=new_cols.slope_means, cell_codes=new_cell_codes)
+                         slope_means=new_cols.slope_means,
+                         cell_codes=None if new_index is None else new_index[0])
         new_prefit = _prefit(new_design, priors, new_rows, new_cols)
         new_lam = centring_weights(new_design, parameterization,
                                    group_sd=new_prefit.tau * np.exp(-new_prefit.log_tau_sd))
@@ -975,7 +979,7 @@ def build_logit_model(
         new_cells = None
         if has_cells:
             new_cells = _cell_prefit(
-                new_design, new_rows,
+                new_index, new_rows,
                 new_rows.eta(new_prefit.theta[row_level], new_prefit.group_mode),
                 float(priors.tau_scale), parameterization)
         new_values = _data_values(new_white, new_cols, new_lam, q, new_cells)

@@ -218,11 +218,15 @@ class JointModel:
             self._data = (dm, dy)
 
     def fit(self, dm: Design, dy: Design, *, seed=None, warm: bool = True) -> dict:
-        """Sample the pair for ``(dm, dy)``: the dict of :func:`fit_joint`.
+        """Sample the pair for ``(dm, dy)``; returns a dict of flattened draws and the
+        sampler's output.
 
-        ``seed`` (int or SeedSequence; default ``settings.random_seed``): child 0 seeds
-        the chains, child 1 the exact draws of the group effects. Raises ValueError when
-        the data change the model's structure.
+        Keys: ``theta_m`` (D, p_m), ``theta_y`` (D, p_y), ``sigma_m``, ``sigma_y`` (D,),
+        ``tau`` (D, 4), ``corr`` (D, 4, 4), ``g`` (D, J, 4) (standardised group effects),
+        ``ll`` (D, J); plus ``idata`` and ``wall`` (seconds) and ``shape`` (chains,
+        draws). ``seed`` (int or SeedSequence; default ``settings.random_seed``): child 0
+        seeds the chains, child 1 the exact draws of the group effects. Raises ValueError
+        when the data change the model's structure.
         """
         self.use(dm, dy)
         seed = seed_sequence(self.settings.random_seed if seed is None else seed)
@@ -234,19 +238,8 @@ class JointModel:
                             np.random.default_rng(child_seed(seed, 1)))
 
 
-def fit_joint(dm: Design, dy: Design, pm_: Priors, py_: Priors, settings: SamplerSettings):
-    """Sample the pair once; returns a dict of flattened draws and the sampler's output.
-
-    Keys: ``theta_m`` (D, p_m), ``theta_y`` (D, p_y), ``sigma_m``, ``sigma_y`` (D,),
-    ``tau`` (D, 4), ``corr`` (D, 4, 4), ``g`` (D, J, 4) (standardised group effects),
-    ``ll`` (D, J); plus ``idata`` and ``wall`` (seconds) and ``shape`` (chains, draws).
-    Refits: :class:`JointModel`.
-    """
-    return JointModel(dm, dy, pm_, py_, settings).fit(dm, dy)
-
-
 def _joint_draws(model, idata, wall: float, rng: np.random.Generator) -> dict:
-    """The sampler's output -> :func:`fit_joint`'s dict (exact group-effect draws)."""
+    """The sampler's output -> :meth:`JointModel.fit`'s dict (exact group-effect draws)."""
     post = idata.posterior
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
 

@@ -16,6 +16,8 @@ import json
 import re
 from pathlib import Path
 
+from vagg_bayes.report.io import warn_unreadable_record
+
 
 class RefitCache:
     """Finished refits of one comparison, one JSON file each.
@@ -49,9 +51,9 @@ class RefitCache:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            return _unreadable(path, exc)
+            return warn_unreadable_record(path, exc)
         if not isinstance(record, dict) or "values" not in record:
-            return _unreadable(path, "no 'values' in the record")
+            return warn_unreadable_record(path, "no 'values' in the record")
         self.counts["cached"] += 1
         return record
 
@@ -61,13 +63,3 @@ class RefitCache:
         self.counts["run"] += 1
         text = json.dumps(record, sort_keys=True, allow_nan=True)
         write_text(self.path(model, block, key), text + "\n")
-
-
-def _unreadable(path: Path, why) -> None:
-    """Warn that a cached refit cannot be read (it is refitted and overwritten)."""
-    import warnings
-
-    warnings.warn(f"The cached refit {path} cannot be read ({why}); it is refitted and the "
-                  "file overwritten. Nothing to do unless this repeats (then check the disk "
-                  "or delete the folder and run without --resume).", RuntimeWarning,
-                  stacklevel=3)

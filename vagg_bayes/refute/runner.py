@@ -359,10 +359,9 @@ class RefitRunner:
             return RefitSummary.from_json(json.loads(path.read_text(encoding="utf-8")),
                                           cached=True)
         except (OSError, ValueError, TypeError, KeyError) as exc:  # refit it, loudly
-            warnings.warn(f"The cached refit {path} cannot be read ({exc!r}); it is refitted "
-                          "and the file overwritten. Nothing to do unless this repeats (then "
-                          "check the disk or delete the folder and run without --resume).",
-                          RuntimeWarning, stacklevel=2)
+            from vagg_bayes.report.io import warn_unreadable_record
+
+            warn_unreadable_record(path, repr(exc))
             return None
 
     def _save(self, task: RefitTask, summary: RefitSummary) -> None:

@@ -72,6 +72,17 @@ def cache_folder(folder: str | Path, records: str, *, resume: bool) -> Path:
             old.unlink(missing_ok=True)
     return folder
 
+def warn_unreadable_record(path: Path, why: object) -> None:
+    """Warn that a cached record of a resumable run cannot be read: the run redoes that
+    piece and overwrites the file (``refute`` and ``compare`` with ``--resume``)."""
+    import warnings
+
+    warnings.warn(f"The cached refit {path} cannot be read ({why}); it is refitted and the "
+                  "file overwritten. Nothing to do unless this repeats (then check the disk "
+                  "or delete the folder and run without --resume).", RuntimeWarning,
+                  stacklevel=3)
+
+
 def _clean(obj: object) -> object:
     """NaN and infinities -> None; NumPy scalars -> Python ones."""
     import math
