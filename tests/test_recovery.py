@@ -29,6 +29,23 @@ def test_gaussian_total_effect_recovered(seed):
     _covers(result, truth["resilience"]["total"])
 
 
+def _logit_mle_effect(panel):
+    """Average effect of va + 1 on the survival probability by the logit MLE with city and
+    year dummies (statsmodels): what the data say without priors or random effects."""
+    import pandas as pd
+    import statsmodels.api as sm
+
+    X = pd.get_dummies(panel[["va", *[c for c in CONTROLS if c != "region"]]],
+                       drop_first=True, dtype=float)
+    X = sm.add_constant(pd.concat(
+        [X, pd.get_dummies(panel["year"], prefix="y", drop_first=True, dtype=float),
+         pd.get_dummies(panel["city_id"], prefix="c", drop_first=True, dtype=float)], axis=1))
+    fit = sm.Logit(panel["survival"], X).fit(disp=0, method="newton", maxiter=100)
+    shifted = X.copy()
+    shifted["va"] += 1.0
+    return float(np.mean(fit.predict(shifted) - fit.predict(X)))
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::vagg_bayes.bayes.diagnostics.ConvergenceWarning")
 def test_bernoulli_total_effect_recovered():
@@ -37,16 +54,19 @@ def test_bernoulli_total_effect_recovered():
     # itself must mix well. The simulator's city-year shocks act on survival (SD 0.3 on
     # the logit from its own shocks): the city-year treatment turns on the model's
     # city-year effects, whose SD must be found and whose design effect widens the
-    # interval. The logit's average effect of a whole-range change in va lies 0.00-0.02
-    # above the simulator's truth on its panels (with or without firm quality; README,
-    # "Bernoulli outcomes"), so the estimate is held to that distance and the interval
-    # must not lie below the truth.
+    # interval. Seed 4's panel is one whose data point 0.018 above the truth: the logit
+    # MLE with city and year dummies gives the same 0.083 against a truth of 0.065 (over
+    # 16 seeds its error averages 0.000, SD 0.018), so the model is held to the MLE, and
+    # to the truth within that draw's distance. Calibration over 40 panels (94 % HDIs
+    # cover 92.5 %, posterior SD / SD of the errors 0.98) is benchmarks/bernoulli_coverage.py.
     panel, truth = simulate_panel(n_firms=3000, n_cities=60, n_provinces=10, seed=4)
     spec = Spec(outcome="survival", treatment="va", controls=CONTROLS, unit="firm_id",
                 group="city_id", time="year", family="bernoulli")
     result = estimate(panel, spec, settings=SamplerSettings(random_seed=4))
     row = result.summary("effects").set_index("effect").loc["total"]
     true_total = truth["survival"]["total"]
+    mle = _logit_mle_effect(panel)
+    assert abs(row["mean"] - mle) < 0.01, (row.to_dict(), mle)
     assert abs(row["mean"] - true_total) < 0.025 and row["hdi_high"] > true_total, (
         row.to_dict(), true_total)
     assert row["ess_bulk"] > 400 and row["r_hat"] <= 1.01
