@@ -68,15 +68,17 @@ def main() -> None:
     frame = pd.concat([pd.read_csv(path) for path in args.runs], ignore_index=True)
     frame = frame.drop_duplicates(["model", "effect", "panel"])
     frame = frame[frame["model"].str.startswith(args.model)]
-    if frame.empty:
-        raise SystemExit(f"no rows of a model starting with {args.model!r} in {args.runs}")
+    models = frame["model"].unique()
+    if len(models) != 1:
+        raise SystemExit(f"--model {args.model!r} must match exactly one model label in "
+                         f"{args.runs}; it matches {list(models)}. Give a longer prefix.")
     first = frame["panel"].min()
     frame = frame.assign(series=(frame["panel"] - first) // args.series_size + 1)
     seeds = frame.groupby("series")["panel"].agg(["min", "max"])
     per_series = table(frame, ["series", "effect"]).reset_index()
     per_series.insert(1, "seeds", per_series["series"].map(
         lambda s: f"{seeds.loc[s, 'min']}-{seeds.loc[s, 'max']}"))
-    print(f"Per series of {args.series_size} panels ({frame['model'].iloc[0]}):\n")
+    print(f"Per series of {args.series_size} panels ({models[0]}):\n")
     print(to_markdown(per_series, 3))
     print("\nPooled:\n")
     print(to_markdown(table(frame, ["effect"]).reset_index(), 3))
